@@ -1,0 +1,198 @@
+//! A worker's mailbox: one lock-free lane per [`Weight`], taken Light before Medium before
+//! Heavy, without starving a lower lane.
+//!
+//! Lanes carry [`Token`]s; the task itself waits in the token table under the token's number.
+//! Each lane has room for every token of the ring, so a push never meets a truly full lane
+//! (see [`Mailbox::push`]).
+//!
+//! ## Starvation
+//!
+//! [`LanePicker`] counts, per lane, how many picks in a row passed the lane over while it held
+//! work. A lane passed over [`STARVATION_LIMIT`] times goes first on the next pick. So a Light
+//! task normally overtakes every Medium and Heavy task waiting, and a non-empty lane waits at
+//! most `STARVATION_LIMIT + 1` picks (+1: two starving lanes take turns).
+//!
+//! ## Memory ordering
+//!
+//! That of [`ArrayQueue`]: a pushed token's task, written to the token table before the push,
+//! is visible to whoever pops the token.
+
+use std::fmt;
+
+use crate::operation::Weight;
+use crate::queue::ArrayQueue;
+use crate::ring::Token;
+use crate::sync::{spin_loop, thread};
+
+/// How many picks in a row may pass over a non-empty lane before it goes first.
+pub const STARVATION_LIMIT: u8 = 8;
+
+/// A worker's three lanes.
+///
+/// # Examples
+///
+/// ```
+/// use tokengate::primitives::{LanePicker, Mailbox, TokenRing};
+/// use tokengate::Weight;
+///
+/// let ring = TokenRing::new(4);
+/// let mailbox = Mailbox::new(ring.capacity());
+/// let heavy = ring.try_take().unwrap();
+/// let light = ring.try_take().unwrap();
+/// let light_index = light.index();
+/// mailbox.push(Weight::Heavy, heavy);
+/// mailbox.push(Weight::Light, light);
+///
+/// let mut picker = LanePicker::default();
+/// let (weight, token) = mailbox.pop(&mut picker).unwrap();
+/// assert_eq!((weight, token.index()), (Weight::Light, light_index)); // Light first
+/// # ring.give_back(token);
+/// # ring.give_back(mailbox.pop(&mut picker).unwrap().1);
+/// ```
+pub struct Mailbox {
+    lanes: [ArrayQueue<Token>; 3],
+}
+
+impl Mailbox {
+    /// A mailbox whose lanes each hold up to `capacity` tokens (the ring's capacity).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            lanes: [
+                ArrayQueue::new(capacity),
+                ArrayQueue::new(capacity),
+                ArrayQueue::new(capacity),
+            ],
+        }
+    }
+
+    /// Puts `token` into the lane of `weight`.
+    ///
+    /// A lane holds as many tokens as the ring has, so it is never full of waiting tokens; a
+    /// push fails only while the pop of the slot it needs is in progress, and then retries.
+    #[inline]
+    pub fn push(&self, weight: Weight, token: Token) {
+        let lane = &self.lanes[weight.lane()];
+        let mut token = token;
+        while let Err(back) = lane.push(token) {
+            token = back;
+            spin_loop();
+            thread::yield_now();
+        }
+    }
+
+    /// Takes the next token by lane priority and `picker`'s starvation rule.
+    #[inline]
+    pub fn pop(&self, picker: &mut LanePicker) -> Option<(Weight, Token)> {
+        let order = picker.order();
+        for weight in order {
+            if let Some(token) = self.lanes[weight.lane()].pop() {
+                picker.served(weight, |w| !self.lanes[w.lane()].is_empty());
+                return Some((weight, token));
+            }
+        }
+        None
+    }
+
+    /// Takes the oldest token of one lane: what a thief or a lane-specific consumer does.
+    #[inline]
+    pub fn steal(&self, weight: Weight) -> Option<Token> {
+        self.lanes[weight.lane()].pop()
+    }
+
+    /// How many tokens wait in the lane of `weight` (approximate under concurrency).
+    #[inline]
+    pub fn len(&self, weight: Weight) -> usize {
+        self.lanes[weight.lane()].len()
+    }
+
+    /// Whether every lane looks empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.lanes.iter().all(|lane| lane.is_empty())
+    }
+}
+
+impl fmt::Debug for Mailbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mailbox")
+            .field("light", &self.len(Weight::Light))
+            .field("medium", &self.len(Weight::Medium))
+            .field("heavy", &self.len(Weight::Heavy))
+            .finish()
+    }
+}
+
+/// A consumer's memory of which lanes it passed over: the starvation rule of [`Mailbox::pop`].
+/// Owned by one consumer (a worker); plain data.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LanePicker {
+    passed_over: [u8; 3],
+}
+
+impl LanePicker {
+    /// The lane order for the next pick.
+    #[inline]
+    fn order(&self) -> [Weight; 3] {
+        use Weight::*;
+        if self.passed_over[Heavy.lane()] >= STARVATION_LIMIT {
+            [Heavy, Light, Medium]
+        } else if self.passed_over[Medium.lane()] >= STARVATION_LIMIT {
+            [Medium, Light, Heavy]
+        } else {
+            [Light, Medium, Heavy]
+        }
+    }
+
+    /// Records that `weight` was served; every other lane that `holds_work` was passed over.
+    #[inline]
+    fn served(&mut self, weight: Weight, holds_work: impl Fn(Weight) -> bool) {
+        for other in Weight::ALL {
+            let count = &mut self.passed_over[other.lane()];
+            if other == weight || !holds_work(other) {
+                *count = 0;
+            } else {
+                *count = count.saturating_add(1);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::ring::TokenRing;
+
+    #[test]
+    fn smoke() {
+        let ring = TokenRing::new(4);
+        let mb = Mailbox::new(4);
+        assert!(mb.is_empty());
+        mb.push(Weight::Medium, ring.try_take().unwrap());
+        assert_eq!(mb.len(Weight::Medium), 1);
+        let (w, t) = mb.pop(&mut LanePicker::default()).unwrap();
+        assert_eq!(w, Weight::Medium);
+        ring.give_back(t);
+        assert!(mb.pop(&mut LanePicker::default()).is_none());
+    }
+
+    #[test]
+    fn a_heavy_lane_is_not_starved_by_a_stream_of_light_work() {
+        let ring = TokenRing::new(64);
+        let mb = Mailbox::new(64);
+        let mut picker = LanePicker::default();
+        mb.push(Weight::Heavy, ring.try_take().unwrap());
+        let mut picks_before_heavy = 0;
+        loop {
+            // Keep the Light lane non-empty at every pick.
+            mb.push(Weight::Light, ring.try_take().unwrap());
+            let (w, t) = mb.pop(&mut picker).unwrap();
+            ring.give_back(t);
+            if w == Weight::Heavy {
+                break;
+            }
+            picks_before_heavy += 1;
+            assert!(picks_before_heavy <= STARVATION_LIMIT as usize, "heavy lane starved");
+        }
+        assert_eq!(picks_before_heavy, STARVATION_LIMIT as usize);
+    }
+}

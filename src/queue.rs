@@ -1,0 +1,294 @@
+//! A bounded multi-producer multi-consumer queue: the building block of the token ring and of
+//! every mailbox lane.
+//!
+//! This is D. Vyukov's bounded MPMC array queue. Each slot carries a *stamp* that says which
+//! lap of the ring the slot is ready for:
+//!
+//! | stamp of slot `i` | meaning for position `pos` (`pos % cap == i`) |
+//! | --- | --- |
+//! | `pos` | empty, ready for the push of position `pos` |
+//! | `pos + 1` | full, holds the value pushed at `pos`, ready for its pop |
+//! | `pos + cap` | empty again, ready for the push of the next lap |
+//!
+//! A push claims position `tail` by CAS, writes the value, then publishes it by storing the
+//! stamp `tail + 1`; a pop claims `head` by CAS, reads, then frees the slot by storing
+//! `head + cap`.
+//!
+//! ## Memory ordering
+//!
+//! The value is handed over by the stamp: the pusher's `Release` store of `pos + 1` pairs with
+//! the popper's `Acquire` load of the stamp, so the value write happens before the read. The
+//! popper's `Release` store of `pos + cap` pairs with the next lap's pusher's `Acquire` load, so
+//! the read of the old value happens before it is overwritten. The head and tail CASes only
+//! arbitrate who owns a position and need no ordering of their own.
+//!
+//! ## Progress
+//!
+//! Honestly stated: this queue is not lock-free in the strict sense. A thread preempted between
+//! claiming a position and storing its stamp makes that one slot look full (to pushers) or
+//! empty (to poppers) until it runs again. Nobody blocks on it, they see a transient `Err`/`None`
+//! and retry; the runtime's callers retry with a backoff.
+
+use crossbeam_utils::CachePadded;
+use std::fmt;
+use std::mem::MaybeUninit;
+
+use crate::sync::{AtomicUsize, Ordering, UnsafeCell};
+
+struct Slot<T> {
+    stamp: AtomicUsize,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
+
+/// A bounded MPMC queue whose capacity is a power of two.
+///
+/// # Examples
+///
+/// ```
+/// use tokengate::primitives::ArrayQueue;
+///
+/// let q = ArrayQueue::new(2);
+/// assert_eq!(q.push(1), Ok(()));
+/// assert_eq!(q.push(2), Ok(()));
+/// assert_eq!(q.push(3), Err(3)); // full: the value comes back
+/// assert_eq!(q.pop(), Some(1));
+/// assert_eq!(q.len(), 1);
+/// ```
+pub struct ArrayQueue<T> {
+    head: CachePadded<AtomicUsize>,
+    tail: CachePadded<AtomicUsize>,
+    slots: Box<[Slot<T>]>,
+    /// `capacity - 1`; positions map to slots by `pos & mask`.
+    mask: usize,
+}
+
+// SAFETY: values move between threads through the queue, so `T: Send` is required and enough;
+// each slot's value is accessed only by the one thread that owns its position (see the module
+// docs), so shared references to the queue never give two threads the same `T`.
+unsafe impl<T: Send> Send for ArrayQueue<T> {}
+// SAFETY: as above: `&ArrayQueue<T>` only moves `T`s in and out, never shares one.
+unsafe impl<T: Send> Sync for ArrayQueue<T> {}
+
+impl<T> ArrayQueue<T> {
+    /// Creates an empty queue holding at most `capacity` values.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is zero or not a power of two.
+    pub fn new(capacity: usize) -> Self {
+        assert!(
+            capacity.is_power_of_two(),
+            "ArrayQueue capacity {capacity} is not a power of two"
+        );
+        let slots = (0..capacity)
+            .map(|i| Slot {
+                stamp: AtomicUsize::new(i),
+                value: UnsafeCell::new(MaybeUninit::uninit()),
+            })
+            .collect();
+        Self {
+            head: CachePadded::new(AtomicUsize::new(0)),
+            tail: CachePadded::new(AtomicUsize::new(0)),
+            slots,
+            mask: capacity - 1,
+        }
+    }
+
+    /// The most values the queue holds at once.
+    pub fn capacity(&self) -> usize {
+        self.mask + 1
+    }
+
+    /// Appends `value`, or hands it back if the queue is (or, transiently, looks) full.
+    #[inline]
+    pub fn push(&self, value: T) -> Result<(), T> {
+        // ORDERING: Relaxed: the tail only names a candidate position; ownership of it is
+        // decided by the CAS below and the data is guarded by the slot's stamp.
+        let mut pos = self.tail.load(Ordering::Relaxed);
+        loop {
+            let slot = &self.slots[pos & self.mask];
+            // ORDERING: Acquire pairs with the Release store of `pos` (initial) or of
+            // `pos - cap + cap` by the pop of the previous lap: its read of the old value
+            // happens before our write.
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            let lag = stamp.wrapping_sub(pos) as isize;
+            if lag == 0 {
+                // ORDERING: Relaxed: the CAS only claims the position (see above).
+                match self.tail.compare_exchange_weak(
+                    pos,
+                    pos.wrapping_add(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: winning the CAS for `pos` while the stamp said "empty for
+                        // `pos`" makes this thread the only one that may touch the slot until
+                        // it stores a new stamp.
+                        slot.value.with_mut(|p| unsafe { (*p).write(value) });
+                        // ORDERING: Release publishes the value to the pop of `pos`, which
+                        // loads this stamp with Acquire.
+                        slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
+                        return Ok(());
+                    }
+                    Err(current) => pos = current,
+                }
+            } else if lag < 0 {
+                // The slot still holds the value of the previous lap: full (or its pop is
+                // in progress).
+                return Err(value);
+            } else {
+                // Another pusher took `pos`; move on to the current tail.
+                // ORDERING: Relaxed, as the first load.
+                pos = self.tail.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Removes the oldest value, or returns `None` if the queue is (or, transiently, looks)
+    /// empty.
+    #[inline]
+    pub fn pop(&self) -> Option<T> {
+        // ORDERING: Relaxed: the head only names a candidate position (see `push`).
+        let mut pos = self.head.load(Ordering::Relaxed);
+        loop {
+            let slot = &self.slots[pos & self.mask];
+            // ORDERING: Acquire pairs with the pusher's Release store of `pos + 1`: its write
+            // of the value happens before our read.
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            let lag = stamp.wrapping_sub(pos.wrapping_add(1)) as isize;
+            if lag == 0 {
+                // ORDERING: Relaxed: the CAS only claims the position.
+                match self.head.compare_exchange_weak(
+                    pos,
+                    pos.wrapping_add(1),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: winning the CAS for `pos` while the stamp said "full for
+                        // `pos`" makes this thread the only reader of the value written by
+                        // the push of `pos`, which the Acquire load made visible.
+                        let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
+                        // ORDERING: Release: our read happens before the next lap's write,
+                        // whose pusher loads this stamp with Acquire.
+                        slot.stamp
+                            .store(pos.wrapping_add(self.mask + 1), Ordering::Release);
+                        return Some(value);
+                    }
+                    Err(current) => pos = current,
+                }
+            } else if lag < 0 {
+                // Not yet pushed (or its push is in progress): empty.
+                return None;
+            } else {
+                // ORDERING: Relaxed, as the first load.
+                pos = self.head.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// How many values the queue holds, approximately when other threads push or pop meanwhile.
+    #[inline]
+    pub fn len(&self) -> usize {
+        // ORDERING: Relaxed: an estimate, used for load balancing and reports only.
+        let tail = self.tail.load(Ordering::Relaxed);
+        // ORDERING: Relaxed, as above.
+        let head = self.head.load(Ordering::Relaxed);
+        // A pop may move `head` past our stale `tail`; clamp rather than wrap.
+        (tail.wrapping_sub(head) as isize).clamp(0, self.capacity() as isize) as usize
+    }
+
+    /// Whether the queue looks empty (see [`len`](Self::len)).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<T> Drop for ArrayQueue<T> {
+    fn drop(&mut self) {
+        // `&mut self`: no other thread can touch the queue; drop what is still in it.
+        while self.pop().is_some() {}
+    }
+}
+
+impl<T> fmt::Debug for ArrayQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArrayQueue")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn smoke() {
+        let q = ArrayQueue::new(4);
+        assert!(q.is_empty());
+        for i in 0..4 {
+            q.push(i).unwrap();
+        }
+        assert_eq!(q.push(9), Err(9));
+        for lap in 0..3 {
+            for i in 0..4 {
+                assert_eq!(q.pop(), Some(i + lap * 10));
+                q.push(i + (lap + 1) * 10).unwrap();
+            }
+        }
+        assert_eq!(q.len(), 4);
+    }
+
+    #[test]
+    fn drops_what_is_left() {
+        let counted = Arc::new(());
+        let q = ArrayQueue::new(8);
+        for _ in 0..5 {
+            q.push(counted.clone()).unwrap();
+        }
+        drop(q.pop());
+        drop(q);
+        assert_eq!(Arc::strong_count(&counted), 1);
+    }
+
+    #[test]
+    fn two_producers_two_consumers_lose_nothing() {
+        let per = if cfg!(miri) { 50 } else { 20_000 };
+        let q = Arc::new(ArrayQueue::new(16));
+        let seen = Arc::new((0..2 * per).map(|_| AtomicUsize::new(0)).collect::<Vec<_>>());
+        std::thread::scope(|s| {
+            for p in 0..2 {
+                let q = &q;
+                s.spawn(move || {
+                    for i in 0..per {
+                        let mut v = p * per + i;
+                        while let Err(back) = q.push(v) {
+                            v = back;
+                            std::thread::yield_now();
+                        }
+                    }
+                });
+            }
+            for _ in 0..2 {
+                let (q, seen) = (&q, &seen);
+                s.spawn(move || {
+                    let mut got = 0;
+                    while got < per {
+                        match q.pop() {
+                            Some(v) => {
+                                seen[v].fetch_add(1, Ordering::Relaxed);
+                                got += 1;
+                            }
+                            None => std::thread::yield_now(),
+                        }
+                    }
+                });
+            }
+        });
+        assert!(seen.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+    }
+}

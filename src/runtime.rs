@@ -1,0 +1,443 @@
+//! [`Runtime`] and its [`Builder`]: build, submit, scope, shut down.
+
+use std::fmt;
+
+use crate::error::{BuildError, TaskError, TrySubmitError};
+use crate::handle::TaskHandle;
+use crate::operation::{Operation, Weight};
+use crate::ring::TokenRing;
+use crate::route::{Routes, Routing};
+use crate::scope::{self, Scope};
+use crate::shared::Shared;
+use crate::sync::{thread, Arc, Mutex};
+use crate::topology;
+use crate::worker::{self, Worker};
+
+/// Settings for a [`Runtime`]; see [`Runtime::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use tokengate::{Routing, Runtime, Weight};
+///
+/// let rt = Runtime::builder()
+///     .workers(2)
+///     .pin(false)
+///     .capacity(256)
+///     .routing(Routing::Spread)
+///     .lane_workers(Weight::Heavy, [0])
+///     .build()?;
+/// assert_eq!(rt.workers(), 2);
+/// # Ok::<(), tokengate::BuildError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    workers: Option<usize>,
+    pin: bool,
+    cores: Option<Vec<usize>>,
+    capacity: Option<usize>,
+    routing: Routing,
+    lane_workers: [Option<Vec<usize>>; 3],
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            workers: None,
+            pin: true,
+            cores: None,
+            capacity: None,
+            routing: Routing::default(),
+            lane_workers: Default::default(),
+        }
+    }
+}
+
+impl Builder {
+    /// The number of worker threads. Default: one per core the process may run on.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// Whether worker `i` is pinned to core `i` (of [`cores`](Self::cores), or of the cores the
+    /// process may run on). Default `true`.
+    pub fn pin(mut self, pin: bool) -> Self {
+        self.pin = pin;
+        self
+    }
+
+    /// The cores to pin workers to, one per worker, in worker order. Implies `pin(true)`; the
+    /// worker count defaults to their number.
+    pub fn cores(mut self, cores: impl IntoIterator<Item = usize>) -> Self {
+        self.cores = Some(cores.into_iter().collect());
+        self.pin = true;
+        self
+    }
+
+    /// The number of tokens: the most tasks admitted and not yet finished at once. A power of
+    /// two. Default: 256 per worker, at least 1024 and at most 16384. Memory is fixed by it:
+    /// about `capacity × (128 + 3 × 16 × workers)` bytes.
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// The routing policy. Default [`Routing::Spread`].
+    pub fn routing(mut self, routing: Routing) -> Self {
+        self.routing = routing;
+        self
+    }
+
+    /// Runs tasks of `weight` on exactly these workers, overriding the routing policy for
+    /// that weight.
+    pub fn lane_workers(mut self, weight: Weight, workers: impl IntoIterator<Item = usize>) -> Self {
+        self.lane_workers[weight.lane()] = Some(workers.into_iter().collect());
+        self
+    }
+
+    /// Builds the runtime and starts its workers, or says which setting to change.
+    pub fn build(self) -> Result<Runtime, BuildError> {
+        let plan = self.plan()?;
+        let shared = Arc::new(Shared::new(plan.capacity, plan.routes, plan.workers));
+        let mut threads = Vec::with_capacity(plan.workers);
+        for index in 0..plan.workers {
+            let worker_shared = shared.clone();
+            let core = plan.cores.as_ref().map(|c| c[index]);
+            let spawned = thread::Builder::new()
+                .name(format!("tokengate-worker-{index}"))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        topology::pin_current_thread(core);
+                    }
+                    Worker::new(worker_shared, index).run();
+                });
+            match spawned {
+                Ok(handle) => threads.push(handle),
+                Err(e) => {
+                    let runtime = Runtime {
+                        shared,
+                        threads: Mutex::new(threads),
+                    };
+                    runtime.shutdown();
+                    return Err(BuildError::new(format!(
+                        "could not start worker thread {index}: {e}; use fewer workers"
+                    )));
+                }
+            }
+        }
+        Ok(Runtime {
+            shared,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// Checks the settings and resolves the defaults.
+    fn plan(&self) -> Result<Plan, BuildError> {
+        let available = topology::available_cores();
+        let cores = match (&self.cores, self.pin) {
+            (Some(cores), _) => {
+                let available = available.clone().unwrap_or_default();
+                if let Some(bad) = cores.iter().find(|c| !available.contains(c)) {
+                    return Err(BuildError::new(format!(
+                        "core {bad} does not exist or this process may not run on it \
+                         (available: {}); choose among those, or use .pin(false)",
+                        list(&available)
+                    )));
+                }
+                Some(cores.clone())
+            }
+            (None, true) => available.clone(),
+            (None, false) => None,
+        };
+        let workers = match (self.workers, &self.cores) {
+            (Some(w), _) => w,
+            (None, Some(cores)) => cores.len(),
+            (None, None) => topology::parallelism(),
+        };
+        if workers == 0 {
+            return Err(BuildError::new(
+                "workers(0): a runtime needs at least one worker; use .workers(1) or more".into(),
+            ));
+        }
+        let cores = match cores {
+            Some(cores) if self.cores.is_some() && cores.len() != workers => {
+                return Err(BuildError::new(format!(
+                    "{workers} workers but {} cores given to .cores(); give one core per worker",
+                    cores.len()
+                )))
+            }
+            Some(cores) if cores.len() < workers => {
+                return Err(BuildError::new(format!(
+                    "{workers} workers cannot each be pinned to a core of their own: this \
+                     process may run on {} cores ({}); use .workers({}) or fewer, or .pin(false)",
+                    cores.len(),
+                    list(&cores),
+                    cores.len()
+                )))
+            }
+            Some(mut cores) => {
+                cores.truncate(workers);
+                Some(cores)
+            }
+            None if self.pin => {
+                return Err(BuildError::new(
+                    "this platform does not report the cores the process may run on, so \
+                     workers cannot be pinned; use .pin(false)"
+                        .into(),
+                ))
+            }
+            None => None,
+        };
+        let capacity = match self.capacity {
+            None => (workers * 256).next_power_of_two().clamp(1024, 16384),
+            Some(0) => {
+                return Err(BuildError::new(
+                    "capacity 0 admits no task; use a power of two such as 1024".into(),
+                ))
+            }
+            Some(c) if c > TokenRing::MAX_CAPACITY => {
+                return Err(BuildError::new(format!(
+                    "capacity {c} is above the maximum {}; use a smaller power of two",
+                    TokenRing::MAX_CAPACITY
+                )))
+            }
+            Some(c) if !c.is_power_of_two() => {
+                return Err(BuildError::new(format!(
+                    "capacity {c} is not a power of two; try {}",
+                    c.next_power_of_two()
+                )))
+            }
+            Some(c) => c,
+        };
+        let routes = Routes::new(self.routing, &self.lane_workers, workers)?;
+        Ok(Plan {
+            workers,
+            cores,
+            capacity,
+            routes,
+        })
+    }
+}
+
+fn list(ids: &[usize]) -> String {
+    if ids.is_empty() {
+        return "none".into();
+    }
+    ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+struct Plan {
+    workers: usize,
+    cores: Option<Vec<usize>>,
+    capacity: usize,
+    routes: Routes,
+}
+
+/// A set of worker threads, pinned one per core, that run synchronous tasks admitted through
+/// a bounded token ring.
+///
+/// Dropping the runtime shuts it down gracefully (see [`shutdown`](Self::shutdown)).
+///
+/// # Examples
+///
+/// ```
+/// use tokengate::{Operation, Runtime, Weight};
+///
+/// const PRIME: Operation = Operation::new("prime_check").weight(Weight::Medium);
+/// fn is_prime(n: u64) -> bool { n > 1 && (2..n).take_while(|d| d * d <= n).all(|d| n % d != 0) }
+///
+/// let rt = Runtime::builder().workers(2).pin(false).build()?;
+/// let h = rt.submit(&PRIME, || is_prime(1_000_003));
+/// assert_eq!(h.join(), Ok(true));
+/// # Ok::<(), tokengate::BuildError>(())
+/// ```
+pub struct Runtime {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+}
+
+impl Runtime {
+    /// A builder with the default settings.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// A runtime with the default settings: one pinned worker per core.
+    pub fn new() -> Result<Self, BuildError> {
+        Builder::default().build()
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// The number of workers.
+    pub fn workers(&self) -> usize {
+        self.shared.workers.len()
+    }
+
+    /// The number of tokens (the capacity).
+    pub fn capacity(&self) -> usize {
+        self.shared.ring.capacity()
+    }
+
+    /// Submits `func` as a task of `op` and returns its handle.
+    ///
+    /// Blocks while every token is out (spinning, then yielding, then parked until a token
+    /// comes back). Called from a worker of this runtime when every token is out, it runs
+    /// `func` in place instead (a worker must not wait for a token it may hold itself). After
+    /// shutdown the handle resolves [`TaskError::ShutDown`] and `func` never runs.
+    pub fn submit<F, T>(&self, op: &Operation, func: F) -> TaskHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.shared.admit(op, func, true) {
+            Ok(handle) => handle,
+            Err(_) => self.shared.refused(op, TaskError::ShutDown),
+        }
+    }
+
+    /// [`submit`](Self::submit) with the default operation (Medium).
+    pub fn spawn<F, T>(&self, func: F) -> TaskHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit(&Operation::DEFAULT, func)
+    }
+
+    /// Submits without ever blocking: when every token is out or the runtime is shut down,
+    /// the closure comes back in the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::{Operation, Runtime, TrySubmitError};
+    ///
+    /// let rt = Runtime::builder().workers(1).pin(false).capacity(1).build()?;
+    /// let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
+    /// let g = gate.clone();
+    /// let busy = rt.spawn(move || { g.wait(); });           // holds the only token
+    /// let refused = rt.try_submit(&Operation::DEFAULT, || 7);
+    /// assert!(matches!(refused, Err(TrySubmitError::Full(_))));
+    /// assert_eq!(refused.unwrap_err().into_inner()(), 7);  // the closure came back
+    /// gate.wait();
+    /// busy.join().unwrap();
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    pub fn try_submit<F, T>(&self, op: &Operation, func: F) -> Result<TaskHandle<T>, TrySubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.shared.admit(op, func, false)
+    }
+
+    /// [`try_submit`](Self::try_submit) with the default operation.
+    pub fn try_spawn<F, T>(&self, func: F) -> Result<TaskHandle<T>, TrySubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.try_submit(&Operation::DEFAULT, func)
+    }
+
+    /// Runs `f` with a [`Scope`] whose tasks may borrow from the caller; every scoped task has
+    /// finished (or was killed unrun) when `scope` returns. A panic in `f` is resumed after
+    /// that.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::Runtime;
+    ///
+    /// let rt = Runtime::builder().workers(2).pin(false).build()?;
+    /// let words = vec!["token", "gate"];
+    /// let total = rt.scope(|s| {
+    ///     let hs: Vec<_> = words.iter().map(|w| s.spawn(move || w.len())).collect();
+    ///     hs.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+    /// });
+    /// assert_eq!(total, 9);
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    pub fn scope<'env, F, R>(&self, f: F) -> R
+    where
+        F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
+    {
+        scope::scope(self, f)
+    }
+
+    /// Shuts down gracefully: no new admissions (submissions resolve
+    /// [`TaskError::ShutDown`]), every admitted task runs, then the workers exit and are
+    /// joined. Idempotent; concurrent calls all return once the workers are joined. What
+    /// `Drop` does.
+    ///
+    /// Called from a task on one of this runtime's workers, it closes admission and returns
+    /// without waiting (a worker cannot wait for itself); the rest happens on drop.
+    pub fn shutdown(&self) {
+        self.close(false);
+    }
+
+    /// Shuts down now: no new admissions, queued tasks resolve [`TaskError::Killed`] without
+    /// running, running tasks finish, then the workers exit and are joined.
+    pub fn shutdown_now(&self) {
+        self.close(true);
+    }
+
+    fn close(&self, kill: bool) {
+        self.shared.close(kill);
+        if worker::is_worker_of(self.shared.id()) {
+            return;
+        }
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        if threads.is_empty() {
+            return;
+        }
+        self.shared.ring.wait_all_home(|| false);
+        self.shared.stop_workers();
+        for t in threads.drain(..) {
+            // A worker never panics (tasks' panics are caught); ignore it if one did.
+            let _ = t.join();
+        }
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) or [`shutdown_now`](Self::shutdown_now) was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.shared.is_closed()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if !worker::is_worker_of(self.shared.id()) {
+            self.shutdown();
+            return;
+        }
+        // Dropped by one of its own tasks: finish the shutdown on a helper thread, since this
+        // worker cannot wait for its own token.
+        self.shared.close(false);
+        let shared = self.shared.clone();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let _ = thread::Builder::new()
+            .name("tokengate-shutdown".into())
+            .spawn(move || {
+                shared.ring.wait_all_home(|| false);
+                shared.stop_workers();
+                for t in threads {
+                    let _ = t.join();
+                }
+            });
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.workers())
+            .field("capacity", &self.capacity())
+            .field("shut_down", &self.is_shut_down())
+            .finish()
+    }
+}

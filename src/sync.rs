@@ -1,0 +1,91 @@
+//! The one place tokengate takes its synchronisation primitives from.
+//!
+//! Normally these are `std`'s; compiled with `RUSTFLAGS="--cfg loom"` they are loom's, so the
+//! loom models in `loom-tests/` explore every interleaving of the very code that ships. Spinning
+//! and yielding come from here too: a spin loop loom cannot see would hang a model.
+//!
+//! One honest exception: task cells are reference-counted with `std::sync::Arc` under loom as
+//! well, because they are held as trait objects (`Arc<dyn Job>`) and loom's `Arc` cannot be
+//! unsized. Their reference count is not part of any protocol of ours; std's `Arc` is correct
+//! on its own.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Arc, Mutex};
+#[cfg(not(loom))]
+pub(crate) use std::thread_local;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+#[cfg(loom)]
+pub(crate) use loom::sync::{Arc, Mutex};
+#[cfg(loom)]
+pub(crate) use loom::thread_local;
+
+/// Threads: spawn, park, unpark, yield.
+pub(crate) mod thread {
+    #[cfg(not(loom))]
+    pub(crate) use std::thread::{current, park, yield_now, Builder, JoinHandle, Thread};
+
+    #[cfg(loom)]
+    pub(crate) use loom::thread::{current, park, yield_now, Builder, JoinHandle, Thread};
+
+    /// Parks for at most `timeout`. Loom has no clock: there it is a yield, which callers treat
+    /// as the spurious wake-up every park may have.
+    pub(crate) fn park_timeout(timeout: std::time::Duration) {
+        #[cfg(not(loom))]
+        std::thread::park_timeout(timeout);
+        #[cfg(loom)]
+        {
+            let _ = timeout;
+            loom::thread::yield_now();
+        }
+    }
+}
+
+/// A hint that the caller is busy-waiting.
+#[inline]
+pub(crate) fn spin_loop() {
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+    #[cfg(loom)]
+    loom::hint::spin_loop();
+}
+
+/// `UnsafeCell` with loom's closure-based API, so the same code compiles under both.
+#[cfg(not(loom))]
+#[derive(Debug)]
+pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+#[cfg(not(loom))]
+impl<T> UnsafeCell<T> {
+    #[inline]
+    pub(crate) const fn new(value: T) -> Self {
+        Self(std::cell::UnsafeCell::new(value))
+    }
+
+    /// Gives `f` a shared raw pointer to the contents.
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+        f(self.0.get())
+    }
+
+    /// Gives `f` a unique raw pointer to the contents.
+    #[inline]
+    pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+        f(self.0.get())
+    }
+}
+
+#[cfg(loom)]
+pub(crate) use loom::cell::UnsafeCell;
+
+/// How long the idle strategies spin and yield before they park. Under loom every spin and
+/// yield is a scheduling point, so the budgets shrink to keep the models small.
+pub(crate) mod budget {
+    /// Spin iterations before a waiter starts yielding.
+    pub(crate) const SPINS: u32 = if cfg!(loom) { 0 } else { 64 };
+    /// Yields before a waiter parks.
+    pub(crate) const YIELDS: u32 = if cfg!(loom) { 1 } else { 16 };
+}

@@ -1,0 +1,80 @@
+//! The task state word: a task's lifecycle and the flags of its result hand-over, in one
+//! atomic so that every transition is one atomic step.
+//!
+//! | bits | name | meaning |
+//! | --- | --- | --- |
+//! | 0–2 | lifecycle | a [`TokenState`]; only moves forward |
+//! | 3 | `READY` | the outcome is written; set once, after the lifecycle became terminal |
+//! | 4 | `WAITER_SET` | a waiter is registered and owned by the completer |
+//! | 5 | `REGISTERING` | a joiner is writing the waiter cell (excludes other joiners) |
+//! | 6 | `TAKEN` | the outcome was taken by a joiner |
+//!
+//! Lifecycle transitions, each by one CAS:
+//!
+//! | from | to | by |
+//! | --- | --- | --- |
+//! | `Admitted` | `Executing` | the worker (or a joining worker, inline) that runs the task |
+//! | `Admitted` | `Killed` / `TimedOut` | `cancel`, `shutdown_now` |
+//! | `Executing` | `Completed` / `Failed` | the runner, with `READY` in the same step |
+
+/// Where a task is in its life. Transitions are atomic and only go forward.
+///
+/// # Examples
+///
+/// ```
+/// use tokengate::{Runtime, TokenState};
+///
+/// let rt = Runtime::builder().workers(1).pin(false).build()?;
+/// let h = rt.spawn(|| 1);
+/// assert!(h.wait_timeout(std::time::Duration::from_secs(5)));
+/// assert_eq!(h.state(), TokenState::Completed);
+/// assert!(TokenState::Completed.is_terminal());
+/// # Ok::<(), tokengate::BuildError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenState {
+    /// Created, no token yet.
+    Waiting = 0,
+    /// Holds a token and waits in a mailbox.
+    Admitted = 1,
+    /// Running on a worker.
+    Executing = 2,
+    /// Ran and returned a value.
+    Completed = 3,
+    /// Ran and panicked.
+    Failed = 4,
+    /// Killed (cancelled, or killed by `shutdown_now`) before it started; never ran.
+    Killed = 5,
+    /// Its deadline passed before it started; never ran.
+    TimedOut = 6,
+}
+
+impl TokenState {
+    /// Whether the state is final.
+    pub const fn is_terminal(self) -> bool {
+        (self as u32) >= TokenState::Completed as u32
+    }
+
+    pub(crate) const fn from_word(word: u32) -> Self {
+        match word & LIFECYCLE {
+            0 => TokenState::Waiting,
+            1 => TokenState::Admitted,
+            2 => TokenState::Executing,
+            3 => TokenState::Completed,
+            4 => TokenState::Failed,
+            5 => TokenState::Killed,
+            _ => TokenState::TimedOut,
+        }
+    }
+}
+
+/// Mask of the lifecycle bits.
+pub(crate) const LIFECYCLE: u32 = 0b111;
+/// The outcome is written.
+pub(crate) const READY: u32 = 1 << 3;
+/// A waiter is registered.
+pub(crate) const WAITER_SET: u32 = 1 << 4;
+/// A joiner is writing the waiter cell.
+pub(crate) const REGISTERING: u32 = 1 << 5;
+/// The outcome was taken.
+pub(crate) const TAKEN: u32 = 1 << 6;
