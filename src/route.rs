@@ -35,16 +35,12 @@ impl Routing {
                 Weight::Heavy => vec![0],
                 Weight::Medium | Weight::Light => vec![1],
             },
-            (Routing::Isolated, n) => (weight_first_worker(weight)..n).collect(),
+            (Routing::Isolated, n) => match weight {
+                Weight::Heavy => vec![0],
+                Weight::Medium => (1..n).collect(),
+                Weight::Light => (2..n).collect(),
+            },
         }
-    }
-}
-
-fn weight_first_worker(weight: Weight) -> usize {
-    match weight {
-        Weight::Heavy => 0,
-        Weight::Medium => 1,
-        Weight::Light => 2,
     }
 }
 
