@@ -102,7 +102,13 @@ fn main() {
     println!("serial: {:.1} ms\n", serial_time.as_secs_f64() * 1e3);
     println!(
         "{:>7} | {:>12} {:>8} {:>10} | {:>12} {:>8} | {:>13}",
-        "workers", "tokengate ms", "speedup", "efficiency", "rayon ms", "speedup", "tokengate/rayon"
+        "workers",
+        "tokengate ms",
+        "speedup",
+        "efficiency",
+        "rayon ms",
+        "speedup",
+        "tokengate/rayon"
     );
     for workers in 1..=cores {
         let rt = build(workers);
@@ -139,9 +145,9 @@ fn main() {
         let handles: Vec<_> = (0..BURST)
             .map(|i| rt.submit(&TINY, move || black_box(i).wrapping_mul(3)))
             .collect();
-        let sum = handles
-            .into_iter()
-            .fold(0u64, |acc, h| acc.wrapping_add(h.join().expect("tiny task")));
+        let sum = handles.into_iter().fold(0u64, |acc, h| {
+            acc.wrapping_add(h.join().expect("tiny task"))
+        });
         assert_eq!(sum, (0..BURST).fold(0u64, |a, i| a.wrapping_add(i * 3)));
         start.elapsed()
     };

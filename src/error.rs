@@ -156,7 +156,9 @@ impl<F> fmt::Debug for TrySubmitError<F> {
 impl<F> fmt::Display for TrySubmitError<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TrySubmitError::Full(_) => f.write_str("every token is out: the runtime is at capacity"),
+            TrySubmitError::Full(_) => {
+                f.write_str("every token is out: the runtime is at capacity")
+            }
             TrySubmitError::ShutDown(_) => f.write_str("the runtime is shut down"),
         }
     }

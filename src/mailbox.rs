@@ -191,7 +191,10 @@ mod tests {
                 break;
             }
             picks_before_heavy += 1;
-            assert!(picks_before_heavy <= STARVATION_LIMIT as usize, "heavy lane starved");
+            assert!(
+                picks_before_heavy <= STARVATION_LIMIT as usize,
+                "heavy lane starved"
+            );
         }
         assert_eq!(picks_before_heavy, STARVATION_LIMIT as usize);
     }

@@ -56,7 +56,11 @@ pub struct ParseWeightError(String);
 
 impl fmt::Display for ParseWeightError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown weight {:?}: expected light, medium or heavy", self.0)
+        write!(
+            f,
+            "unknown weight {:?}: expected light, medium or heavy",
+            self.0
+        )
     }
 }
 

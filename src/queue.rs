@@ -259,7 +259,11 @@ mod tests {
     fn two_producers_two_consumers_lose_nothing() {
         let per = if cfg!(miri) { 50 } else { 20_000 };
         let q = Arc::new(ArrayQueue::new(16));
-        let seen = Arc::new((0..2 * per).map(|_| AtomicUsize::new(0)).collect::<Vec<_>>());
+        let seen = Arc::new(
+            (0..2 * per)
+                .map(|_| AtomicUsize::new(0))
+                .collect::<Vec<_>>(),
+        );
         std::thread::scope(|s| {
             for p in 0..2 {
                 let q = &q;

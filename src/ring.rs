@@ -62,7 +62,10 @@ impl TokenRing {
     ///
     /// If `capacity` is zero, not a power of two, or above [`MAX_CAPACITY`](Self::MAX_CAPACITY).
     pub fn new(capacity: usize) -> Self {
-        assert!(capacity <= Self::MAX_CAPACITY, "token ring capacity {capacity} is too large");
+        assert!(
+            capacity <= Self::MAX_CAPACITY,
+            "token ring capacity {capacity} is too large"
+        );
         let free = ArrayQueue::new(capacity);
         for i in 0..capacity as u32 {
             // The queue has room for exactly `capacity` tokens; it cannot be full yet.

@@ -91,7 +91,11 @@ impl Builder {
 
     /// Runs tasks of `weight` on exactly these workers, overriding the routing policy for
     /// that weight.
-    pub fn lane_workers(mut self, weight: Weight, workers: impl IntoIterator<Item = usize>) -> Self {
+    pub fn lane_workers(
+        mut self,
+        weight: Weight,
+        workers: impl IntoIterator<Item = usize>,
+    ) -> Self {
         self.lane_workers[weight.lane()] = Some(workers.into_iter().collect());
         self
     }
@@ -224,7 +228,10 @@ fn list(ids: &[usize]) -> String {
     if ids.is_empty() {
         return "none".into();
     }
-    ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+    ids.iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 struct Plan {
@@ -327,7 +334,11 @@ impl Runtime {
     /// busy.join().unwrap();
     /// # Ok::<(), tokengate::BuildError>(())
     /// ```
-    pub fn try_submit<F, T>(&self, op: &Operation, func: F) -> Result<TaskHandle<T>, TrySubmitError<F>>
+    pub fn try_submit<F, T>(
+        &self,
+        op: &Operation,
+        func: F,
+    ) -> Result<TaskHandle<T>, TrySubmitError<F>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,

@@ -183,9 +183,7 @@ impl Shared {
         // and an already-moved outcome, whose drops touch no borrowed data.
         let (task, job) = unsafe {
             (
-                std::mem::transmute::<StdArc<dyn Outcome<T> + 'a>, StdArc<dyn Outcome<T>>>(
-                    task,
-                ),
+                std::mem::transmute::<StdArc<dyn Outcome<T> + 'a>, StdArc<dyn Outcome<T>>>(task),
                 std::mem::transmute::<StdArc<dyn Job + 'a>, JobRef>(job),
             )
         };
@@ -223,10 +221,17 @@ impl Shared {
     }
 
     /// A handle that is already resolved with `error` (a refused submission).
-    pub(crate) fn refused<'a, T: Send + 'a>(&self, op: &Operation, error: TaskError) -> TaskHandle<T> {
+    pub(crate) fn refused<'a, T: Send + 'a>(
+        &self,
+        op: &Operation,
+        error: TaskError,
+    ) -> TaskHandle<T> {
         let meta = self.meta(op, TaskId::new(0, u32::MAX));
-        let task: StdArc<dyn Outcome<T> + 'a> =
-            StdArc::new(Task::<fn() -> T, T>::resolved(meta, error, TokenState::Killed));
+        let task: StdArc<dyn Outcome<T> + 'a> = StdArc::new(Task::<fn() -> T, T>::resolved(
+            meta,
+            error,
+            TokenState::Killed,
+        ));
         // SAFETY: the task holds no closure and no value of `T`, only the error: nothing in it
         // borrows from `'a`.
         TaskHandle::new(unsafe {

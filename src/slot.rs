@@ -130,7 +130,10 @@ where
     /// Like [`cancel`](Self::cancel) with the outcome `error` and final state `lifecycle`
     /// (`Killed` or `TimedOut`).
     pub fn abandon(&self, error: TaskError, lifecycle: TokenState) -> bool {
-        debug_assert!(matches!(lifecycle, TokenState::Killed | TokenState::TimedOut));
+        debug_assert!(matches!(
+            lifecycle,
+            TokenState::Killed | TokenState::TimedOut
+        ));
         if self.transition(TokenState::Admitted, lifecycle) {
             // SAFETY: winning the CAS out of Admitted makes this thread the only one to touch
             // `func`; drop the closure unrun.
@@ -206,8 +209,7 @@ where
         let locked = self
             .state
             .fetch_update(Ordering::Acquire, Ordering::Relaxed, |word| {
-                (word & (READY | REGISTERING) == 0)
-                    .then_some((word & !WAITER_SET) | REGISTERING)
+                (word & (READY | REGISTERING) == 0).then_some((word & !WAITER_SET) | REGISTERING)
             });
         match locked {
             Err(word) if word & READY != 0 => return Registration::Ready,

@@ -7,6 +7,7 @@
 use std::cell::Cell;
 use std::fmt;
 
+use crate::error::TaskError;
 use crate::mailbox::LanePicker;
 use crate::operation::Weight;
 use crate::ring::Token;
@@ -14,7 +15,6 @@ use crate::shared::Shared;
 use crate::slot::Registration;
 use crate::sync::{budget, spin_loop, thread, thread_local, Arc, Ordering};
 use crate::task::Job;
-use crate::error::TaskError;
 use crate::token::TokenState;
 
 /// A worker's own state, living on its thread's stack for the thread's whole life.
@@ -71,7 +71,9 @@ impl Worker {
     pub(crate) fn run(self) {
         let me = &self;
         CURRENT.with(|c| c.set(Some((me.shared.id(), me as *const Worker))));
-        me.shared.workers[me.index].sleeper.register_current_thread();
+        me.shared.workers[me.index]
+            .sleeper
+            .register_current_thread();
         loop {
             if let Some(token) = me.find_work() {
                 me.execute(token);
@@ -200,6 +202,8 @@ impl Worker {
 
 impl fmt::Debug for Worker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Worker").field("index", &self.index).finish()
+        f.debug_struct("Worker")
+            .field("index", &self.index)
+            .finish()
     }
 }

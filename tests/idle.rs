@@ -35,13 +35,19 @@ fn an_idle_runtime_uses_almost_no_cpu() {
         h.join().unwrap();
     }
     let busy = worker_cpu_ticks();
-    assert!(busy > 0, "the workers did run: their CPU time must show (ticks {busy})");
+    assert!(
+        busy > 0,
+        "the workers did run: their CPU time must show (ticks {busy})"
+    );
     // Let the spin-then-yield budget run out, then measure one idle second.
     std::thread::sleep(Duration::from_millis(100));
     let before = worker_cpu_ticks();
     std::thread::sleep(Duration::from_secs(1));
     let used = worker_cpu_ticks() - before;
     // One tick is 1/100 s on Linux: 2 ticks over 1 s for two workers is 1% of one core.
-    assert!(used <= 2, "idle workers used {used} ticks of CPU in one second");
+    assert!(
+        used <= 2,
+        "idle workers used {used} ticks of CPU in one second"
+    );
     drop(rt);
 }

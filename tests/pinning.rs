@@ -19,7 +19,12 @@ fn last_cpu() -> usize {
     let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
     // The command name (field 2) may contain spaces; fields after it are plain.
     let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-    after_comm.split_whitespace().nth(36).unwrap().parse().unwrap()
+    after_comm
+        .split_whitespace()
+        .nth(36)
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -60,7 +65,11 @@ fn pinned_workers_stay_on_their_core() {
     }
     for h in handles {
         let (worker, allowed, cpu) = h.join().unwrap();
-        assert_eq!(allowed, cores[worker].to_string(), "worker {worker} may run elsewhere");
+        assert_eq!(
+            allowed,
+            cores[worker].to_string(),
+            "worker {worker} may run elsewhere"
+        );
         assert_eq!(cpu, cores[worker], "worker {worker} ran on cpu {cpu}");
     }
 }

@@ -97,7 +97,11 @@ fn spread_routing_uses_every_worker() {
 /// Blocks `workers` heavy tasks on a gate, queues heavy tasks behind them, then submits one
 /// light task; returns the order in which the tasks started after the gate opened.
 fn start_order_after_gate(workers: usize, queued_heavy: usize) -> (usize, Vec<usize>) {
-    let rt = Runtime::builder().workers(workers).pin(false).build().unwrap();
+    let rt = Runtime::builder()
+        .workers(workers)
+        .pin(false)
+        .build()
+        .unwrap();
     let gate = Arc::new(AtomicBool::new(false));
     let running = Arc::new(AtomicUsize::new(0));
     let blockers: Vec<_> = (0..workers)

@@ -7,7 +7,11 @@ use std::time::Duration;
 use tokengate::{Operation, Runtime, TaskError, TokenState, TrySubmitError, Weight};
 
 fn rt(workers: usize) -> Runtime {
-    Runtime::builder().workers(workers).pin(false).build().unwrap()
+    Runtime::builder()
+        .workers(workers)
+        .pin(false)
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -19,7 +23,12 @@ fn smoke() {
 #[test]
 fn every_task_runs_exactly_once() {
     let n = if cfg!(miri) { 200 } else { 200_000 };
-    let rt = Runtime::builder().workers(2).pin(false).capacity(1024).build().unwrap();
+    let rt = Runtime::builder()
+        .workers(2)
+        .pin(false)
+        .capacity(1024)
+        .build()
+        .unwrap();
     let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect());
     let handles: Vec<_> = (0..n)
         .map(|i| {
@@ -36,7 +45,10 @@ fn every_task_runs_exactly_once() {
 #[test]
 fn a_panicking_task_does_not_take_its_worker_down() {
     let rt = rt(1);
-    let err = rt.spawn(|| -> u8 { panic!("task failed on purpose") }).join().unwrap_err();
+    let err = rt
+        .spawn(|| -> u8 { panic!("task failed on purpose") })
+        .join()
+        .unwrap_err();
     match &err {
         TaskError::Panicked(p) => assert_eq!(p.message(), "task failed on purpose"),
         other => panic!("unexpected {other:?}"),
@@ -57,7 +69,10 @@ fn cancel_before_start_means_it_never_runs() {
     let ran = Arc::new(AtomicUsize::new(0));
     let r = ran.clone();
     let victim = rt.spawn(move || r.fetch_add(1, Ordering::SeqCst));
-    assert!(victim.cancel(), "queued behind the blocker, it had not started");
+    assert!(
+        victim.cancel(),
+        "queued behind the blocker, it had not started"
+    );
     assert_eq!(victim.state(), TokenState::Killed);
     gate.wait();
     blocker.join().unwrap();
@@ -127,7 +142,12 @@ fn shutdown_now_kills_queued_tasks_and_lets_running_ones_finish() {
 
 #[test]
 fn try_submit_hands_the_closure_back_when_full_and_after_shutdown() {
-    let rt = Runtime::builder().workers(1).pin(false).capacity(2).build().unwrap();
+    let rt = Runtime::builder()
+        .workers(1)
+        .pin(false)
+        .capacity(2)
+        .build()
+        .unwrap();
     let gate = Arc::new(Barrier::new(2));
     let g = gate.clone();
     // Both tokens go out: one task runs and blocks on the gate, the other queues behind it.
@@ -152,7 +172,12 @@ fn try_submit_hands_the_closure_back_when_full_and_after_shutdown() {
 
 #[test]
 fn submit_waits_for_a_token_when_the_ring_is_full() {
-    let rt = Runtime::builder().workers(1).pin(false).capacity(1).build().unwrap();
+    let rt = Runtime::builder()
+        .workers(1)
+        .pin(false)
+        .capacity(1)
+        .build()
+        .unwrap();
     let gate = Arc::new(Barrier::new(2));
     let g = gate.clone();
     let first = rt.spawn(move || {
@@ -169,7 +194,11 @@ fn submit_waits_for_a_token_when_the_ring_is_full() {
             h.join()
         });
         std::thread::sleep(Duration::from_millis(100));
-        assert_eq!(submitted.load(Ordering::SeqCst), 0, "submit must wait while the ring is full");
+        assert_eq!(
+            submitted.load(Ordering::SeqCst),
+            0,
+            "submit must wait while the ring is full"
+        );
         gate.wait();
         assert_eq!(waiter.join().unwrap(), Ok(2));
     });
@@ -186,8 +215,14 @@ fn nested_submit_and_join_on_one_worker_does_not_deadlock() {
         let b = rt.spawn(move || fib(rt, n - 2));
         a.join().unwrap() + b.join().unwrap()
     }
-    let rt: &'static Runtime =
-        Box::leak(Box::new(Runtime::builder().workers(1).pin(false).capacity(2).build().unwrap()));
+    let rt: &'static Runtime = Box::leak(Box::new(
+        Runtime::builder()
+            .workers(1)
+            .pin(false)
+            .capacity(2)
+            .build()
+            .unwrap(),
+    ));
     assert_eq!(rt.spawn(move || fib(rt, 15)).join(), Ok(610));
     rt.shutdown();
 }
@@ -224,17 +259,42 @@ fn scoped_tasks_borrow_and_finish_before_the_scope_returns() {
 fn builder_errors_say_what_to_change() {
     let e = Runtime::builder().workers(0).build().unwrap_err();
     assert!(e.to_string().contains("at least one worker"), "{e}");
-    let e = Runtime::builder().pin(false).capacity(0).build().unwrap_err();
+    let e = Runtime::builder()
+        .pin(false)
+        .capacity(0)
+        .build()
+        .unwrap_err();
     assert!(e.to_string().contains("capacity 0"), "{e}");
-    let e = Runtime::builder().pin(false).capacity(1000).build().unwrap_err();
-    assert_eq!(e.to_string(), "capacity 1000 is not a power of two; try 1024");
+    let e = Runtime::builder()
+        .pin(false)
+        .capacity(1000)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "capacity 1000 is not a power of two; try 1024"
+    );
     let e = Runtime::builder().cores([100_000]).build().unwrap_err();
     assert!(e.to_string().contains("core 100000 does not exist"), "{e}");
-    let e = Runtime::builder().workers(100_000).pin(true).build().unwrap_err();
+    let e = Runtime::builder()
+        .workers(100_000)
+        .pin(true)
+        .build()
+        .unwrap_err();
     assert!(e.to_string().contains("or .pin(false)"), "{e}");
-    let e = Runtime::builder().workers(2).pin(false).lane_workers(Weight::Heavy, [5]).build().unwrap_err();
+    let e = Runtime::builder()
+        .workers(2)
+        .pin(false)
+        .lane_workers(Weight::Heavy, [5])
+        .build()
+        .unwrap_err();
     assert!(e.to_string().contains("worker 5"), "{e}");
-    let e = Runtime::builder().workers(2).pin(false).lane_workers(Weight::Light, []).build().unwrap_err();
+    let e = Runtime::builder()
+        .workers(2)
+        .pin(false)
+        .lane_workers(Weight::Light, [])
+        .build()
+        .unwrap_err();
     assert!(e.to_string().contains("at least one worker"), "{e}");
 }
 
