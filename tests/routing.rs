@@ -94,20 +94,19 @@ fn spread_routing_uses_every_worker() {
     assert_eq!(used, BTreeSet::from([0, 1]));
 }
 
-/// Blocks `workers` heavy tasks on a gate, queues heavy tasks behind them, then submits one
-/// light task; returns the order in which the tasks started after the gate opened.
-fn start_order_after_gate(workers: usize, queued_heavy: usize) -> (usize, Vec<usize>) {
-    let rt = Runtime::builder()
-        .workers(workers)
-        .pin(false)
-        .build()
-        .unwrap();
+/// Blocks every worker with a heavy task on a gate, queues `queued_heavy` heavy tasks behind
+/// them, then submits one light task. Returns when the light task started (its place in the
+/// start order after the gate opened) and, for each queued heavy task, (start order, worker).
+fn start_order_after_gate(rt: &Runtime, queued_heavy: usize) -> (usize, Vec<(usize, usize)>) {
+    let workers = rt.workers();
     let gate = Arc::new(AtomicBool::new(false));
     let running = Arc::new(AtomicUsize::new(0));
+    // Blockers go through the Medium lane, allowed on every worker, one per worker: each
+    // waits until all have started.
     let blockers: Vec<_> = (0..workers)
         .map(|_| {
             let (g, r) = (gate.clone(), running.clone());
-            rt.submit(&HEAVY, move || {
+            rt.submit(&MEDIUM, move || {
                 r.fetch_add(1, Ordering::SeqCst);
                 while !g.load(Ordering::SeqCst) {
                     std::thread::yield_now();
@@ -125,7 +124,7 @@ fn start_order_after_gate(workers: usize, queued_heavy: usize) -> (usize, Vec<us
             let (o, starts) = (order.clone(), heavy_starts.clone());
             rt.submit(&HEAVY, move || {
                 let at = o.fetch_add(1, Ordering::SeqCst);
-                starts.lock().unwrap().push(at);
+                starts.lock().unwrap().push((at, current_worker().unwrap()));
             })
         })
         .collect();
@@ -143,10 +142,24 @@ fn start_order_after_gate(workers: usize, queued_heavy: usize) -> (usize, Vec<us
 #[test]
 fn light_work_does_not_queue_behind_heavy_work() {
     // One worker: the light task overtakes every queued heavy task.
-    let (light_at, heavy) = start_order_after_gate(1, 6);
+    let rt = Runtime::builder().workers(1).pin(false).build().unwrap();
+    let (light_at, heavy) = start_order_after_gate(&rt, 6);
     assert_eq!(light_at, 0, "light started after heavy tasks {heavy:?}");
-    // Two workers, both busy with heavy work: the light task is the first task its worker
-    // starts, so at most the other worker's next heavy task starts before it.
-    let (light_at, heavy) = start_order_after_gate(2, 8);
-    assert!(light_at <= 1, "light started {light_at}th, heavy {heavy:?}");
+
+    // Two workers, both busy, heavy work queued on both; light work may only run on worker 1.
+    // Worker 1's next task is the light one: no heavy task starts on it first, however the
+    // two workers are scheduled.
+    let rt = Runtime::builder()
+        .workers(2)
+        .pin(false)
+        .lane_workers(Weight::Light, [1])
+        .build()
+        .unwrap();
+    for _ in 0..20 {
+        let (light_at, heavy) = start_order_after_gate(&rt, 8);
+        assert!(
+            heavy.iter().all(|&(at, worker)| worker != 1 || at > light_at),
+            "light started {light_at}th; heavy (order, worker): {heavy:?}"
+        );
+    }
 }
