@@ -2,17 +2,19 @@
 //! every mailbox lane.
 //!
 //! This is D. Vyukov's bounded MPMC array queue. Each slot carries a *stamp* that says which
-//! lap of the ring the slot is ready for:
+//! operation the slot is ready for. Stamps count in half-steps, so that "full, waiting for the
+//! pop of `pos`" and "empty, waiting for the push of `pos + cap`" never coincide (with the
+//! textbook single-step stamps they do when `cap == 1`):
 //!
-//! | stamp of slot `i` | meaning for position `pos` (`pos % cap == i`) |
+//! | stamp of slot `pos % cap` | meaning |
 //! | --- | --- |
-//! | `pos` | empty, ready for the push of position `pos` |
-//! | `pos + 1` | full, holds the value pushed at `pos`, ready for its pop |
-//! | `pos + cap` | empty again, ready for the push of the next lap |
+//! | `2·pos` | empty, ready for the push of position `pos` |
+//! | `2·pos + 1` | full, holds the value pushed at `pos`, ready for its pop |
+//! | `2·(pos + cap)` | empty again, ready for the push of the next lap |
 //!
 //! A push claims position `tail` by CAS, writes the value, then publishes it by storing the
-//! stamp `tail + 1`; a pop claims `head` by CAS, reads, then frees the slot by storing
-//! `head + cap`.
+//! stamp `2·tail + 1`; a pop claims `head` by CAS, reads, then frees the slot by storing
+//! `2·(head + cap)`.
 //!
 //! ## Memory ordering
 //!
@@ -81,8 +83,8 @@ impl<T> ArrayQueue<T> {
             "ArrayQueue capacity {capacity} is not a power of two"
         );
         let slots = (0..capacity)
-            .map(|i| Slot {
-                stamp: AtomicUsize::new(i),
+            .map(|i: usize| Slot {
+                stamp: AtomicUsize::new(i.wrapping_mul(2)),
                 value: UnsafeCell::new(MaybeUninit::uninit()),
             })
             .collect();
@@ -107,11 +109,10 @@ impl<T> ArrayQueue<T> {
         let mut pos = self.tail.load(Ordering::Relaxed);
         loop {
             let slot = &self.slots[pos & self.mask];
-            // ORDERING: Acquire pairs with the Release store of `pos` (initial) or of
-            // `pos - cap + cap` by the pop of the previous lap: its read of the old value
-            // happens before our write.
+            // ORDERING: Acquire pairs with the Release store of `2·pos` by the pop of the
+            // previous lap: its read of the old value happens before our write.
             let stamp = slot.stamp.load(Ordering::Acquire);
-            let lag = stamp.wrapping_sub(pos) as isize;
+            let lag = stamp.wrapping_sub(pos.wrapping_mul(2)) as isize;
             if lag == 0 {
                 // ORDERING: Relaxed: the CAS only claims the position (see above).
                 match self.tail.compare_exchange_weak(
@@ -127,7 +128,8 @@ impl<T> ArrayQueue<T> {
                         slot.value.with_mut(|p| unsafe { (*p).write(value) });
                         // ORDERING: Release publishes the value to the pop of `pos`, which
                         // loads this stamp with Acquire.
-                        slot.stamp.store(pos.wrapping_add(1), Ordering::Release);
+                        slot.stamp
+                            .store(pos.wrapping_mul(2).wrapping_add(1), Ordering::Release);
                         return Ok(());
                     }
                     Err(current) => pos = current,
@@ -152,10 +154,10 @@ impl<T> ArrayQueue<T> {
         let mut pos = self.head.load(Ordering::Relaxed);
         loop {
             let slot = &self.slots[pos & self.mask];
-            // ORDERING: Acquire pairs with the pusher's Release store of `pos + 1`: its write
-            // of the value happens before our read.
+            // ORDERING: Acquire pairs with the pusher's Release store of `2·pos + 1`: its
+            // write of the value happens before our read.
             let stamp = slot.stamp.load(Ordering::Acquire);
-            let lag = stamp.wrapping_sub(pos.wrapping_add(1)) as isize;
+            let lag = stamp.wrapping_sub(pos.wrapping_mul(2).wrapping_add(1)) as isize;
             if lag == 0 {
                 // ORDERING: Relaxed: the CAS only claims the position.
                 match self.head.compare_exchange_weak(
@@ -171,8 +173,8 @@ impl<T> ArrayQueue<T> {
                         let value = slot.value.with(|p| unsafe { (*p).assume_init_read() });
                         // ORDERING: Release: our read happens before the next lap's write,
                         // whose pusher loads this stamp with Acquire.
-                        slot.stamp
-                            .store(pos.wrapping_add(self.mask + 1), Ordering::Release);
+                        let next_lap = pos.wrapping_add(self.mask + 1).wrapping_mul(2);
+                        slot.stamp.store(next_lap, Ordering::Release);
                         return Some(value);
                     }
                     Err(current) => pos = current,
@@ -241,6 +243,17 @@ mod tests {
             }
         }
         assert_eq!(q.len(), 4);
+    }
+
+    #[test]
+    fn capacity_one_holds_one() {
+        let q = ArrayQueue::new(1);
+        for i in 0..3 {
+            assert_eq!(q.push(i), Ok(()));
+            assert_eq!(q.push(9), Err(9));
+            assert_eq!(q.pop(), Some(i));
+            assert_eq!(q.pop(), None);
+        }
     }
 
     #[test]
