@@ -21,7 +21,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::{PanicPayload, TaskError};
-use crate::sync::{thread, AtomicU32, Ordering, UnsafeCell};
+use crate::sync::{budget, spin_loop, thread, AtomicU32, Ordering, UnsafeCell};
 use crate::token::{TokenState, LIFECYCLE, READY, REGISTERING, TAKEN, WAITER_SET};
 
 /// What [`TaskSlot::register_waiter`] did.
@@ -231,8 +231,19 @@ where
         }
     }
 
-    /// Blocks the calling thread until the outcome is ready.
+    /// Blocks the calling thread until the outcome is ready: spins briefly, yields, then
+    /// registers and parks (a short task's outcome usually arrives before the park).
     pub fn wait(&self) {
+        for round in 0..budget::SPINS + budget::YIELDS {
+            if self.is_ready() {
+                return;
+            }
+            if round < budget::SPINS {
+                spin_loop();
+            } else {
+                thread::yield_now();
+            }
+        }
         while !self.is_ready() {
             match self.register_waiter() {
                 Registration::Ready => return,
