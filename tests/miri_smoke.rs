@@ -1,5 +1,7 @@
 //! A small end-to-end run of the runtime, sized for miri (`scripts/miri.sh`); also a plain test.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -7,6 +9,7 @@ use tokengate::{Operation, Runtime, TaskError, Weight};
 
 #[test]
 fn smoke() {
+    common::quiet_planned_panics();
     let rt = Runtime::builder().workers(2).pin(false).capacity(4).build().unwrap();
     let count = Arc::new(AtomicUsize::new(0));
     let ops = [

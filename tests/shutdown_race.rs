@@ -1,6 +1,8 @@
 //! Shutdown racing with submitters, cancels and panics: every handle resolves, and the
 //! accounting adds up.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ struct Tally {
 }
 
 fn race(kill: bool) {
+    common::quiet_planned_panics();
     let rt = Arc::new(Runtime::builder().workers(2).pin(false).capacity(64).build().unwrap());
     let ran = Arc::new(AtomicUsize::new(0));
     let per_thread = if cfg!(miri) { 20 } else { 20_000 };

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the stress tests under ThreadSanitizer (nightly, -Zbuild-std). Installs nightly's
+# rust-src when missing. Usage: bash scripts/tsan.sh   (from the repository root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! rustup +nightly component list --installed 2>/dev/null | grep -q '^rust-src'; then
+  echo "+ installing nightly rust-src"
+  rustup toolchain install nightly --profile minimal --component rust-src
+fi
+target=$(rustc -vV | sed -n 's/^host: //p')
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/tsan}
+export RUSTFLAGS="-Zsanitizer=thread"
+export RUSTDOCFLAGS="-Zsanitizer=thread"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+for t in runtime shutdown_race soak miri_smoke; do
+  echo "+ cargo +nightly test -Zbuild-std --target $target --test $t"
+  cargo +nightly test -Zbuild-std --target "$target" --test "$t" -- --test-threads=1
+done
