@@ -291,6 +291,14 @@ impl Runtime {
 
     /// Submits `func` as a task of `op` and returns its handle.
     ///
+    /// The closure must be `Send + 'static`; one that captures an `Rc` does not compile:
+    ///
+    /// ```compile_fail
+    /// let rt = tokengate::Runtime::builder().workers(1).pin(false).build().unwrap();
+    /// let shared = std::rc::Rc::new(5);
+    /// rt.spawn(move || *shared + 1); // error: `Rc<i32>` cannot be sent between threads
+    /// ```
+    ///
     /// Blocks while every token is out (spinning, then yielding, then parked until a token
     /// comes back). Called from a worker of this runtime when every token is out, it runs
     /// `func` in place instead (a worker must not wait for a token it may hold itself). After

@@ -14,6 +14,24 @@ use crate::token::TokenState;
 use crate::worker;
 
 /// A scope for tasks that borrow; see [`Runtime::scope`].
+///
+/// A scoped task's handle cannot leave its scope:
+///
+/// ```compile_fail
+/// let rt = tokengate::Runtime::builder().workers(1).pin(false).build().unwrap();
+/// let data = vec![1, 2, 3];
+/// let escaped = rt.scope(|s| s.spawn(|| data.len())); // error: borrowed data escapes
+/// ```
+///
+/// and a task may only borrow what outlives the scope:
+///
+/// ```compile_fail
+/// let rt = tokengate::Runtime::builder().workers(1).pin(false).build().unwrap();
+/// rt.scope(|s| {
+///     let local = vec![1, 2, 3];
+///     s.spawn(|| local.len()); // error: `local` does not live long enough
+/// });
+/// ```
 pub struct Scope<'scope, 'env: 'scope> {
     runtime: &'scope Runtime,
     state: Arc<ScopeState>,

@@ -43,7 +43,8 @@ pub enum TokenState {
     Completed = 3,
     /// Ran and panicked.
     Failed = 4,
-    /// Killed (cancelled, or killed by `shutdown_now`) before it started; never ran.
+    /// Killed before it started (cancelled, killed by `shutdown_now`, or refused because the
+    /// runtime was shut down); never ran.
     Killed = 5,
     /// Its deadline passed before it started; never ran.
     TimedOut = 6,

@@ -10,7 +10,12 @@ use tokengate::{Operation, Runtime, TaskError, Weight};
 #[test]
 fn smoke() {
     common::quiet_planned_panics();
-    let rt = Runtime::builder().workers(2).pin(false).capacity(4).build().unwrap();
+    let rt = Runtime::builder()
+        .workers(2)
+        .pin(false)
+        .capacity(4)
+        .build()
+        .unwrap();
     let count = Arc::new(AtomicUsize::new(0));
     let ops = [
         Operation::new("l").weight(Weight::Light),
@@ -48,7 +53,10 @@ fn smoke() {
     // Nested submit + join from a worker, and a scope.
     let rt = Arc::new(rt);
     let r = rt.clone();
-    assert_eq!(rt.spawn(move || r.spawn(|| 2).join().unwrap() * 3).join(), Ok(6));
+    assert_eq!(
+        rt.spawn(move || r.spawn(|| 2).join().unwrap() * 3).join(),
+        Ok(6)
+    );
     let data = [1, 2, 3];
     let total = rt.scope(|s| {
         let hs: Vec<_> = data.iter().map(|x| s.spawn(move || x * 2)).collect();

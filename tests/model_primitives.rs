@@ -21,7 +21,11 @@ fn queue_ops() -> impl Strategy<Value = Vec<QueueOp>> {
 }
 
 fn weight() -> impl Strategy<Value = Weight> {
-    prop_oneof![Just(Weight::Light), Just(Weight::Medium), Just(Weight::Heavy)]
+    prop_oneof![
+        Just(Weight::Light),
+        Just(Weight::Medium),
+        Just(Weight::Heavy)
+    ]
 }
 
 #[test]

@@ -158,7 +158,9 @@ fn light_work_does_not_queue_behind_heavy_work() {
     for _ in 0..20 {
         let (light_at, heavy) = start_order_after_gate(&rt, 8);
         assert!(
-            heavy.iter().all(|&(at, worker)| worker != 1 || at > light_at),
+            heavy
+                .iter()
+                .all(|&(at, worker)| worker != 1 || at > light_at),
             "light started {light_at}th; heavy (order, worker): {heavy:?}"
         );
     }

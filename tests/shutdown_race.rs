@@ -18,7 +18,14 @@ struct Tally {
 
 fn race(kill: bool) {
     common::quiet_planned_panics();
-    let rt = Arc::new(Runtime::builder().workers(2).pin(false).capacity(64).build().unwrap());
+    let rt = Arc::new(
+        Runtime::builder()
+            .workers(2)
+            .pin(false)
+            .capacity(64)
+            .build()
+            .unwrap(),
+    );
     let ran = Arc::new(AtomicUsize::new(0));
     let per_thread = if cfg!(miri) { 20 } else { 20_000 };
     let submitters: Vec<_> = (0..3)
@@ -76,8 +83,15 @@ fn race(kill: bool) {
         "{total:?}"
     );
     // Exactly the tasks that report having run ran.
-    assert_eq!(ran.load(Ordering::Relaxed), total.ok + total.panicked, "{total:?}");
-    assert!(total.shut_down > 0, "the shutdown happened mid-stream: {total:?}");
+    assert_eq!(
+        ran.load(Ordering::Relaxed),
+        total.ok + total.panicked,
+        "{total:?}"
+    );
+    assert!(
+        total.shut_down > 0,
+        "the shutdown happened mid-stream: {total:?}"
+    );
 }
 
 #[test]

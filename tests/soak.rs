@@ -44,7 +44,14 @@ fn soak_millions_of_tasks() {
 fn soak(n: usize, threads: usize) {
     common::quiet_planned_panics();
     let start = Instant::now();
-    let rt = Arc::new(Runtime::builder().workers(2).pin(false).capacity(1024).build().unwrap());
+    let rt = Arc::new(
+        Runtime::builder()
+            .workers(2)
+            .pin(false)
+            .capacity(1024)
+            .build()
+            .unwrap(),
+    );
     let ran = Arc::new(AtomicUsize::new(0));
     let submitted = Arc::new(AtomicUsize::new(0));
     let per_thread = n / threads;
@@ -55,14 +62,13 @@ fn soak(n: usize, threads: usize) {
                 let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1));
                 let mut counts = [0usize; 4]; // ok, panicked, killed, shut down
                 let mut pending = std::collections::VecDeque::new();
-                let settle = |h: tokengate::TaskHandle<u64>, counts: &mut [usize; 4]| {
-                    match h.join() {
-                        Ok(_) => counts[0] += 1,
-                        Err(TaskError::Panicked(_)) => counts[1] += 1,
-                        Err(TaskError::Killed) => counts[2] += 1,
-                        Err(TaskError::ShutDown) => counts[3] += 1,
-                        Err(e) => panic!("unexpected outcome {e}"),
-                    }
+                let settle = |h: tokengate::TaskHandle<u64>, counts: &mut [usize; 4]| match h.join()
+                {
+                    Ok(_) => counts[0] += 1,
+                    Err(TaskError::Panicked(_)) => counts[1] += 1,
+                    Err(TaskError::Killed) => counts[2] += 1,
+                    Err(TaskError::ShutDown) => counts[3] += 1,
+                    Err(e) => panic!("unexpected outcome {e}"),
                 };
                 for _ in 0..per_thread {
                     let r = rng.next();
