@@ -74,6 +74,7 @@ impl<T> TaskHandle<T> {
         loop {
             let now = Instant::now();
             if now >= deadline {
+                job.unregister_waiter();
                 return job.is_ready();
             }
             match job.register_waiter() {

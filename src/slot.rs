@@ -21,7 +21,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::error::{PanicPayload, TaskError};
-use crate::sync::{budget, spin_loop, thread, AtomicU32, Ordering, UnsafeCell};
+use crate::sync::{thread, AtomicU32, Backoff, Ordering, UnsafeCell};
 use crate::token::{TokenState, LIFECYCLE, READY, REGISTERING, TAKEN, WAITER_SET};
 
 /// What [`TaskSlot::register_waiter`] did.
@@ -203,45 +203,104 @@ where
     }
 
     /// Registers the calling thread to be unparked when the outcome is ready.
+    ///
+    /// One thread is registered at a time: while another thread is, this returns
+    /// [`Registration::Contended`] and leaves that registration alone (the caller polls).
     pub fn register_waiter(&self) -> Registration {
-        // ORDERING: Acquire on success: if a previous waiter's registration is replaced, its
-        // cell write happened before; Relaxed on failure, we only read the flags.
-        let locked = self
-            .state
-            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |word| {
-                (word & (READY | REGISTERING) == 0).then_some((word & !WAITER_SET) | REGISTERING)
-            });
-        match locked {
-            Err(word) if word & READY != 0 => return Registration::Ready,
-            Err(_) => return Registration::Contended,
-            Ok(_) => {}
+        let me = thread::current();
+        if !self.lock_waiter() {
+            return self.not_locked();
         }
-        // SAFETY: we hold REGISTERING and WAITER_SET is clear, so the finisher will not read
-        // the cell and no other joiner may write it.
-        self.waiter
-            .with_mut(|w| unsafe { *w = Some(thread::current()) });
-        // ORDERING: Release publishes the cell to the finisher's AcqRel RMW (module docs).
-        let before = self
-            .state
-            .fetch_xor(REGISTERING | WAITER_SET, Ordering::AcqRel);
-        if before & READY != 0 {
+        // SAFETY: we hold REGISTERING with WAITER_SET clear: the finisher does not read the
+        // cell and no other joiner may touch it.
+        let outcome = self.waiter.with_mut(|w| unsafe {
+            match &*w {
+                Some(other) if other.id() != me.id() => Registration::Contended,
+                _ => {
+                    *w = Some(me);
+                    Registration::Registered
+                }
+            }
+        });
+        if self.unlock_waiter(true) {
+            return Registration::Ready;
+        }
+        outcome
+    }
+
+    /// Withdraws the calling thread's registration, if it is the registered one (a waiter
+    /// that stops waiting, e.g. on a timeout, so that other threads may register).
+    pub fn unregister_waiter(&self) {
+        let me = thread::current();
+        if !self.lock_waiter() {
+            return;
+        }
+        // SAFETY: as in `register_waiter`.
+        let still_registered = self.waiter.with_mut(|w| unsafe {
+            if (*w).as_ref().is_some_and(|t| t.id() == me.id()) {
+                *w = None;
+                false
+            } else {
+                (*w).is_some()
+            }
+        });
+        self.unlock_waiter(still_registered);
+    }
+
+    /// Takes REGISTERING, clearing WAITER_SET so that the finisher leaves the waiter cell
+    /// alone; `false` if the outcome is ready or another joiner holds it.
+    fn lock_waiter(&self) -> bool {
+        // ORDERING: Acquire on success: the previous registrant's cell write (before its
+        // Release in `unlock_waiter`) happens before our read of the cell.
+        self.state
+            .fetch_update(Ordering::Acquire, Ordering::Acquire, |word| {
+                (word & (READY | REGISTERING) == 0).then_some((word & !WAITER_SET) | REGISTERING)
+            })
+            .is_ok()
+    }
+
+    /// Why `lock_waiter` failed.
+    fn not_locked(&self) -> Registration {
+        if self.is_ready() {
             Registration::Ready
         } else {
-            Registration::Registered
+            Registration::Contended
         }
+    }
+
+    /// Releases REGISTERING, setting WAITER_SET if the cell holds a waiter. Returns whether the
+    /// outcome became ready meanwhile; then the finisher, which saw WAITER_SET clear, woke
+    /// nobody, so we wake the registered waiter ourselves.
+    fn unlock_waiter(&self, waiter_in_cell: bool) -> bool {
+        let flip = if waiter_in_cell {
+            REGISTERING | WAITER_SET
+        } else {
+            REGISTERING
+        };
+        // ORDERING: AcqRel: Release publishes the cell to the finisher's AcqRel RMW; Acquire
+        // (when READY is already set) makes the outcome and the cell ours to read.
+        let before = self.state.fetch_xor(flip, Ordering::AcqRel);
+        if before & READY == 0 {
+            return false;
+        }
+        // SAFETY: READY is set, so nobody can take REGISTERING again, and the finisher has
+        // already decided not to touch the cell (it saw WAITER_SET clear).
+        let waiter = self.waiter.with_mut(|w| unsafe { (*w).take() });
+        if let Some(t) = waiter {
+            if t.id() != thread::current().id() {
+                t.unpark();
+            }
+        }
+        true
     }
 
     /// Blocks the calling thread until the outcome is ready: spins briefly, yields, then
     /// registers and parks (a short task's outcome usually arrives before the park).
     pub fn wait(&self) {
-        for round in 0..budget::SPINS + budget::YIELDS {
+        let mut backoff = Backoff::new();
+        while backoff.snooze() {
             if self.is_ready() {
                 return;
-            }
-            if round < budget::SPINS {
-                spin_loop();
-            } else {
-                thread::yield_now();
             }
         }
         while !self.is_ready() {

@@ -83,11 +83,42 @@ impl<T> UnsafeCell<T> {
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
 
-/// How long the idle strategies spin and yield before they park. Under loom every spin and
-/// yield is a scheduling point, so the budgets shrink to keep the models small.
-pub(crate) mod budget {
+/// The idle strategy every waiter starts with: spin a little, then yield, then (when
+/// [`Backoff::snooze`] says the budget is spent) park. Under loom every spin and yield is a
+/// scheduling point, so the budget shrinks to keep the models small.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    spins_left: u32,
+    yields_left: u32,
+}
+
+impl Backoff {
     /// Spin iterations before a waiter starts yielding.
-    pub(crate) const SPINS: u32 = if cfg!(loom) { 0 } else { 64 };
+    const SPINS: u32 = if cfg!(loom) { 0 } else { 64 };
     /// Yields before a waiter parks.
-    pub(crate) const YIELDS: u32 = if cfg!(loom) { 1 } else { 16 };
+    const YIELDS: u32 = if cfg!(loom) { 1 } else { 16 };
+
+    #[inline]
+    pub(crate) fn new() -> Self {
+        Self {
+            spins_left: Self::SPINS,
+            yields_left: Self::YIELDS,
+        }
+    }
+
+    /// Spins or yields once; returns `false`, doing nothing, once the budget is spent and the
+    /// caller should park.
+    #[inline]
+    pub(crate) fn snooze(&mut self) -> bool {
+        if self.spins_left > 0 {
+            self.spins_left -= 1;
+            spin_loop();
+        } else if self.yields_left > 0 {
+            self.yields_left -= 1;
+            thread::yield_now();
+        } else {
+            return false;
+        }
+        true
+    }
 }

@@ -94,6 +94,7 @@ pub(crate) trait Job: Send + Sync {
     fn is_ready(&self) -> bool;
     fn state(&self) -> TokenState;
     fn register_waiter(&self) -> Registration;
+    fn unregister_waiter(&self);
     /// Blocks until the outcome is ready.
     fn wait(&self);
 }
@@ -136,6 +137,10 @@ where
 
     fn register_waiter(&self) -> Registration {
         self.slot.register_waiter()
+    }
+
+    fn unregister_waiter(&self) {
+        self.slot.unregister_waiter()
     }
 
     fn wait(&self) {

@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use crate::sync::{budget, fence, spin_loop, thread, AtomicUsize, Mutex, Ordering};
+use crate::sync::{fence, thread, AtomicUsize, Backoff, Mutex, Ordering};
 
 pub(crate) struct WaitList {
     waiting: AtomicUsize,
@@ -39,14 +39,10 @@ impl WaitList {
     /// Calls `attempt` until it returns `Some`: spinning, then yielding, then parked until a
     /// `notify_*` call. `attempt` is re-checked after every wake-up, spurious or not.
     pub(crate) fn wait_for<R>(&self, mut attempt: impl FnMut() -> Option<R>) -> R {
-        for round in 0..budget::SPINS + budget::YIELDS {
+        let mut backoff = Backoff::new();
+        while backoff.snooze() {
             if let Some(r) = attempt() {
                 return r;
-            }
-            if round < budget::SPINS {
-                spin_loop();
-            } else {
-                thread::yield_now();
             }
         }
         loop {

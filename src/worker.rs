@@ -13,7 +13,7 @@ use crate::operation::Weight;
 use crate::ring::Token;
 use crate::shared::Shared;
 use crate::slot::Registration;
-use crate::sync::{budget, spin_loop, thread, thread_local, Arc, Ordering};
+use crate::sync::{thread, thread_local, Arc, Backoff, Ordering};
 use crate::task::Job;
 use crate::token::TokenState;
 
@@ -24,9 +24,18 @@ pub(crate) struct Worker {
     picker: Cell<LanePicker>,
 }
 
+type Current = Cell<Option<(usize, *const Worker)>>;
+
+#[cfg(not(loom))]
 thread_local! {
     /// The worker running on this thread, if any: (runtime id, worker).
-    static CURRENT: Cell<Option<(usize, *const Worker)>> = const { Cell::new(None) };
+    static CURRENT: Current = const { Cell::new(None) };
+}
+
+// loom's `thread_local!` does not accept the `const { .. }` form.
+#[cfg(loom)]
+thread_local! {
+    static CURRENT: Current = Cell::new(None);
 }
 
 /// The index of the calling thread's worker, in whichever runtime.
@@ -147,14 +156,10 @@ impl Worker {
     fn idle(&self, done: impl Fn() -> bool) {
         let sleeper = &self.shared.workers[self.index].sleeper;
         sleeper.set_busy(false);
-        for round in 0..budget::SPINS + budget::YIELDS {
+        let mut backoff = Backoff::new();
+        while backoff.snooze() {
             if self.has_work() || done() {
                 return;
-            }
-            if round < budget::SPINS {
-                spin_loop();
-            } else {
-                thread::yield_now();
             }
         }
         // ORDERING: Relaxed: ordered before our last look for work by the SeqCst fence in
