@@ -5,15 +5,21 @@
 //!
 //! | group | DESIGN target | work per iteration | implementations |
 //! | --- | --- | --- | --- |
-//! | `tiny_tasks` | T1 (many tiny tasks) | submit 10 000 tiny tasks from one thread, wait for all | tokengate, rayon `scope`, rayon `spawn` + countdown, crossbeam-channel pool + countdown, threadpool + countdown |
-//! | `round_trip` | T2 (submit-to-join latency) | one submit + join of a trivial task on a warm pool | tokengate, rayon `spawn` + oneshot, crossbeam-channel pool + oneshot, threadpool + oneshot, two-thread cache-line ping-pong (the physical floor) |
-//! | `heavy_ops` | T3 (heavy work spreads over the workers) | 16 prime checks of ~3 ms each | serial, tokengate, rayon `install` + `par_iter` |
+//! | `tiny_tasks` | T1 (many tiny tasks) | submit 10 000 tiny tasks from one thread, wait for all | tokengate (pinned, unpinned), rayon `scope`, rayon `spawn` + countdown, crossbeam-channel pool + countdown, threadpool + countdown |
+//! | `round_trip` | T2 (submit-to-join latency) | one submit + join of a trivial task on a warm pool | tokengate (pinned, unpinned), rayon `spawn` + oneshot, crossbeam-channel pool + oneshot, threadpool + oneshot, two-thread cache-line ping-pong (the physical floor) |
+//! | `heavy_ops` | T3 (heavy work spreads over the workers) | 16 prime checks (trial division of primes near 2^42, 2-3 ms each) | serial, tokengate (pinned, unpinned), rayon `install` + `par_iter` |
 //!
 //! Every pool gets 2 worker threads and is built once, outside the timed loop; only one pool
 //! is alive at a time. The machine this was written on has 2 cores, so the submitting thread
 //! plus two (briefly spinning) workers oversubscribe it; that is the same setting for every
 //! peer, and the fair one. Note that rayon's `scope` runs its body on a pool worker, so there
 //! the "submitter" is itself a worker and the calling thread just sleeps.
+//!
+//! On a shared or virtualised 2-core machine the figures swing from run to run, by up to 3x:
+//! another busy process steals a core (and stalls a pinned worker), while an idle one lets
+//! vCPUs halt, making every futex wake-up of a parked worker dearer. Compare implementations
+//! within one run, on a quiet machine, and rerun before believing a difference. The
+//! ping-pong floor in particular means something only on a quiet machine.
 //!
 //! These benchmarks print figures; they never assert times.
 
@@ -34,7 +40,7 @@ const WORKERS: usize = 2;
 const N: usize = 10_000;
 /// Heavy operations per iteration of `heavy_ops`.
 const HEAVY_OPS: usize = 16;
-/// The first candidate of the heavy primes: trial division of a prime near 2^42 takes ~3 ms.
+/// The first candidate of the heavy primes: trial division of a prime near 2^42 takes 2-3 ms.
 const HEAVY_BASE: u64 = 1 << 42;
 
 const PRIME_CHECK: Operation = Operation::new("prime_check").weight(Weight::Heavy);
@@ -47,11 +53,15 @@ fn configure(group: &mut Group<'_>) {
         .measurement_time(Duration::from_secs(3));
 }
 
-/// A 2-worker tokengate runtime, pinned if this machine allows it.
-fn tokengate_runtime() -> Runtime {
+/// The tokengate variants every group runs: as the brief asks (pinned, falling back to
+/// unpinned), and unpinned, to show what pinning buys or costs on this machine.
+const TOKENGATE: [(&str, bool); 2] = [("tokengate", true), ("tokengate_unpinned", false)];
+
+/// A 2-worker tokengate runtime, pinned if asked and this machine allows it.
+fn tokengate_runtime(pin: bool) -> Runtime {
     Runtime::builder()
         .workers(WORKERS)
-        .pin(true)
+        .pin(pin)
         .build()
         .unwrap_or_else(|e| {
             eprintln!("tokengate: pinned build failed ({e}); using pin(false)");
@@ -174,8 +184,34 @@ impl Drop for ChannelPool {
 
 /// Two threads bouncing one cache line: the bench thread writes an odd value, the partner
 /// answers with the next even one. One round trip = two cache-line transfers.
+///
+/// Both sides spin, and only after [`SPINS_BEFORE_YIELD`] fruitless looks yield their core:
+/// a quiet machine never reaches the yield (a round trip is a few hundred spins at most),
+/// but when a third runnable thread shares the two cores, a pure spinner would wait out the
+/// other side's whole time slice (milliseconds per round trip, and a criterion run of
+/// minutes).
 #[repr(align(128))]
 struct Padded<T>(T);
+
+const SPINS_BEFORE_YIELD: u32 = 1 << 12;
+
+/// Spins on `ready`, yielding the core now and then once the wait is long.
+#[inline]
+fn spin_until<T>(mut ready: impl FnMut() -> Option<T>) -> T {
+    let mut spins = 0u32;
+    loop {
+        if let Some(v) = ready() {
+            return v;
+        }
+        spins += 1;
+        if spins < SPINS_BEFORE_YIELD {
+            spin_loop();
+        } else {
+            spins = 0;
+            thread::yield_now();
+        }
+    }
+}
 
 struct PingPong {
     flag: Arc<Padded<AtomicUsize>>,
@@ -189,13 +225,19 @@ impl PingPong {
         let stop = Arc::new(Padded(AtomicBool::new(false)));
         let (f, s) = (flag.clone(), stop.clone());
         let partner = thread::spawn(move || loop {
-            let v = f.0.load(Ordering::Acquire);
-            if v & 1 == 1 {
-                f.0.store(v + 1, Ordering::Release);
-            } else if s.0.load(Ordering::Relaxed) {
-                return;
-            } else {
-                spin_loop();
+            let request = spin_until(|| {
+                let v = f.0.load(Ordering::Acquire);
+                if v & 1 == 1 {
+                    Some(Some(v))
+                } else if s.0.load(Ordering::Relaxed) {
+                    Some(None)
+                } else {
+                    None
+                }
+            });
+            match request {
+                Some(v) => f.0.store(v + 1, Ordering::Release),
+                None => return,
             }
         });
         Self {
@@ -210,13 +252,10 @@ impl PingPong {
         // Only this thread writes odd values, so the value is even (ours) here.
         let v = self.flag.0.load(Ordering::Relaxed);
         self.flag.0.store(v + 1, Ordering::Release);
-        loop {
+        spin_until(|| {
             let now = self.flag.0.load(Ordering::Acquire);
-            if now != v + 1 {
-                return now;
-            }
-            spin_loop();
-        }
+            (now != v + 1).then_some(now)
+        })
     }
 }
 
@@ -237,10 +276,10 @@ fn tiny_tasks(c: &mut Criterion) {
         .sample_size(20)
         .throughput(Throughput::Elements(N as u64));
 
-    {
-        let rt = tokengate_runtime();
+    for (name, pin) in TOKENGATE {
+        let rt = tokengate_runtime(pin);
         let mut handles: Vec<TaskHandle<usize>> = Vec::with_capacity(N);
-        group.bench_function("tokengate", |b| {
+        group.bench_function(name, |b| {
             b.iter(|| {
                 handles.extend((0..N).map(|i| rt.spawn(move || tiny(i))));
                 let mut sum = 0usize;
@@ -323,9 +362,9 @@ fn round_trip(c: &mut Criterion) {
     configure(&mut group);
     group.throughput(Throughput::Elements(1));
 
-    {
-        let rt = tokengate_runtime();
-        group.bench_function("tokengate", |b| {
+    for (name, pin) in TOKENGATE {
+        let rt = tokengate_runtime(pin);
+        group.bench_function(name, |b| {
             b.iter(|| rt.spawn(|| black_box(1usize)).join().expect("task ran"))
         });
     }
@@ -379,7 +418,7 @@ fn round_trip(c: &mut Criterion) {
     group.finish();
 }
 
-/// T3: 16 heavy operations (~3 ms each): serial vs 2 tokengate workers vs 2 rayon threads.
+/// T3: 16 heavy operations (2-3 ms each): serial vs 2 tokengate workers vs 2 rayon threads.
 fn heavy_ops(c: &mut Criterion) {
     let ops: Vec<u64> = (HEAVY_BASE..)
         .filter(|&n| is_prime(n))
@@ -396,9 +435,9 @@ fn heavy_ops(c: &mut Criterion) {
         b.iter(|| ops.iter().filter(|&&n| is_prime(black_box(n))).count())
     });
 
-    {
-        let rt = tokengate_runtime();
-        group.bench_function("tokengate", |b| {
+    for (name, pin) in TOKENGATE {
+        let rt = tokengate_runtime(pin);
+        group.bench_function(name, |b| {
             b.iter(|| {
                 let handles: Vec<_> = ops
                     .iter()
