@@ -102,6 +102,11 @@ pub mod primitives {
     pub use crate::slot::{Registration, TaskSlot};
 }
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// Compile-time checks of the auto traits users rely on.
 #[allow(dead_code)]
 fn assert_send_sync() {
