@@ -70,7 +70,14 @@ fn soak(n: usize, threads: usize) {
                     Err(TaskError::ShutDown) => counts[3] += 1,
                     Err(e) => panic!("unexpected outcome {e}"),
                 };
-                for _ in 0..per_thread {
+                for i in 0..per_thread {
+                    // The shutdown comes mid-stream: after about 90% of all submissions, and
+                    // surely before the last 5% of each thread's, which must all be refused.
+                    if i == per_thread - per_thread / 20 {
+                        while !rt.is_shut_down() {
+                            std::thread::yield_now();
+                        }
+                    }
                     let r = rng.next();
                     let ran = ran.clone();
                     let h = rt.spawn(move || {
@@ -116,5 +123,6 @@ fn soak(n: usize, threads: usize) {
     );
     assert_eq!(ok + panicked + killed + shut_down, per_thread * threads);
     assert_eq!(ran.load(Ordering::Relaxed), ok + panicked);
-    assert!(panicked > 0 && killed > 0 && shut_down > 0, "{total:?}");
+    assert!(panicked > 0 && killed > 0, "{total:?}");
+    assert!(shut_down >= threads * (per_thread / 20), "{total:?}");
 }
