@@ -110,3 +110,19 @@ where
         check(preemption_bound, move || model(order));
     }
 }
+
+/// The smallest runtime a model can drive through the public API: one worker, unpinned (loom
+/// has no cores to pin to), with `capacity` tokens. Its worker is a loom thread spawned by
+/// `build`, so the model explores it like any thread of its own.
+///
+/// Every model must let the runtime drop (or shut it down) before the model returns:
+/// graceful shutdown joins the worker, and a worker left running is a thread loom waits for.
+#[cfg(loom)]
+pub fn tiny_runtime(capacity: usize) -> tokengate::Runtime {
+    tokengate::Runtime::builder()
+        .workers(1)
+        .pin(false)
+        .capacity(capacity)
+        .build()
+        .expect("a one-worker runtime builds under loom")
+}
