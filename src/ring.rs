@@ -110,10 +110,10 @@ impl TokenRing {
         self.waiters.notify_all();
     }
 
-    /// Blocks until every token is back in the ring, or `give_up()` is true.
-    pub fn wait_all_home(&self, give_up: impl Fn() -> bool) {
+    /// Blocks until every token is back in the ring (spin, then yield, then park).
+    pub fn wait_all_home(&self) {
         self.waiters
-            .wait_for(|| (self.available() == self.capacity() || give_up()).then_some(()));
+            .wait_for(|| (self.available() == self.capacity()).then_some(()));
     }
 
     /// Wakes every waiting taker, so that they re-check their `give_up` condition.

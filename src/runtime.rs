@@ -411,14 +411,8 @@ impl Runtime {
             return;
         }
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        if threads.is_empty() {
-            return;
-        }
-        self.shared.ring.wait_all_home(|| false);
-        self.shared.stop_workers();
-        for t in threads.drain(..) {
-            // A worker never panics (tasks' panics are caught); ignore it if one did.
-            let _ = t.join();
+        if !threads.is_empty() {
+            finish(&self.shared, threads.drain(..));
         }
     }
 
@@ -441,13 +435,18 @@ impl Drop for Runtime {
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         let _ = thread::Builder::new()
             .name("tokengate-shutdown".into())
-            .spawn(move || {
-                shared.ring.wait_all_home(|| false);
-                shared.stop_workers();
-                for t in threads {
-                    let _ = t.join();
-                }
-            });
+            .spawn(move || finish(&shared, threads));
+    }
+}
+
+/// The end of a shutdown, once admission is closed: waits until every admitted task has
+/// finished (every token is home), stops the workers and joins their threads.
+fn finish(shared: &Shared, threads: impl IntoIterator<Item = thread::JoinHandle<()>>) {
+    shared.ring.wait_all_home();
+    shared.stop_workers();
+    for t in threads {
+        // A worker never panics (tasks' panics are caught); ignore it if one did.
+        let _ = t.join();
     }
 }
 

@@ -172,7 +172,7 @@ fn wait_all_home_is_woken_by_the_last_give_back() {
         roles.push({
             let ring = ring.clone();
             Box::new(move || {
-                ring.wait_all_home(|| false);
+                ring.wait_all_home();
                 assert_eq!(
                     ring.available(),
                     ring.capacity(),
