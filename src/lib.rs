@@ -18,7 +18,7 @@
 //! let handles: Vec<_> = (1_000_000..1_000_100u64)
 //!     .map(|n| rt.submit(&PRIME, move || is_prime(n)))
 //!     .collect();
-//! let primes = handles.into_iter().filter(|_| true).map(|h| h.join().unwrap()).filter(|&p| p).count();
+//! let primes = handles.into_iter().map(|h| h.join().unwrap()).filter(|&p| p).count();
 //! assert_eq!(primes, 6);
 //! # Ok::<(), tokengate::BuildError>(())
 //! ```
