@@ -7,8 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! cargo +nightly miri --version >/dev/null 2>&1; then
-  echo "+ installing nightly miri"
-  rustup toolchain install nightly --profile minimal --component miri rust-src
+  if rustup toolchain list | grep -q '^nightly'; then
+    echo "+ rustup +nightly component add miri rust-src"
+    rustup +nightly component add miri rust-src
+  else
+    echo "+ rustup toolchain install nightly --component miri rust-src"
+    rustup toolchain install nightly --profile minimal --component miri rust-src
+  fi
 fi
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/miri}

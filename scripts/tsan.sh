@@ -4,8 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! rustup +nightly component list --installed 2>/dev/null | grep -q '^rust-src'; then
-  echo "+ installing nightly rust-src"
-  rustup toolchain install nightly --profile minimal --component rust-src
+  if rustup toolchain list | grep -q '^nightly'; then
+    echo "+ rustup +nightly component add rust-src"
+    rustup +nightly component add rust-src
+  else
+    echo "+ rustup toolchain install nightly --component rust-src"
+    rustup toolchain install nightly --profile minimal --component rust-src
+  fi
 fi
 target=$(rustc -vV | sed -n 's/^host: //p')
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/tsan}
