@@ -128,13 +128,16 @@ pub enum TrySubmitError<F> {
     Full(F),
     /// The runtime is shut down (or shutting down).
     ShutDown(F),
+    /// The operation is blocked by auto-block (see
+    /// [`Builder::auto_block`](crate::Builder::auto_block)).
+    Blocked(F),
 }
 
 impl<F> TrySubmitError<F> {
     /// The closure that was not submitted.
     pub fn into_inner(self) -> F {
         match self {
-            TrySubmitError::Full(f) | TrySubmitError::ShutDown(f) => f,
+            TrySubmitError::Full(f) | TrySubmitError::ShutDown(f) | TrySubmitError::Blocked(f) => f,
         }
     }
 
@@ -149,6 +152,7 @@ impl<F> fmt::Debug for TrySubmitError<F> {
         match self {
             TrySubmitError::Full(_) => f.write_str("Full(..)"),
             TrySubmitError::ShutDown(_) => f.write_str("ShutDown(..)"),
+            TrySubmitError::Blocked(_) => f.write_str("Blocked(..)"),
         }
     }
 }
@@ -160,6 +164,9 @@ impl<F> fmt::Display for TrySubmitError<F> {
                 f.write_str("every token is out: the runtime is at capacity")
             }
             TrySubmitError::ShutDown(_) => f.write_str("the runtime is shut down"),
+            TrySubmitError::Blocked(_) => f.write_str(
+                "the operation is blocked (it failed too often); unblock_operation lifts it",
+            ),
         }
     }
 }

@@ -52,6 +52,7 @@ mod handle;
 mod mailbox;
 mod operation;
 mod queue;
+mod retry;
 mod ring;
 mod route;
 mod runtime;
@@ -70,7 +71,7 @@ pub use error::{BuildError, PanicPayload, TaskError, TrySubmitError};
 #[cfg(not(loom))]
 pub use global::global;
 pub use handle::TaskHandle;
-pub use operation::{Operation, ParseWeightError, Weight};
+pub use operation::{sticky_key, Operation, ParseWeightError, StorageTier, Weight};
 pub use route::Routing;
 pub use runtime::{Builder, Runtime};
 pub use scope::{Scope, ScopedHandle};

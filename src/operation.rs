@@ -1,6 +1,8 @@
 //! Operations: the name and weight a task is tagged with.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
 
 /// How heavy an operation's tasks are. Decides the mailbox lane a task waits in (Light is taken
 /// before Medium before Heavy) and, with [`Routing::Isolated`](crate::Routing::Isolated), which
@@ -79,33 +81,134 @@ impl std::str::FromStr for Weight {
     }
 }
 
-/// A kind of task: a name and a [`Weight`]. Const-constructible, so operations are usually
-/// declared once as constants.
+/// The I/O concurrency presets of the Python original's storage tiers: how many tasks of an
+/// operation may run at once ([`Operation::concurrency_limit`]).
 ///
 /// # Examples
 ///
 /// ```
-/// use tokengate::{Operation, Weight};
+/// use tokengate::{Operation, StorageTier};
+///
+/// const SAVE: Operation = Operation::new("save").storage_tier(StorageTier::Fast);
+/// assert_eq!(SAVE.get_concurrency_limit(), Some(50));
+/// assert_eq!("insane".parse::<StorageTier>().unwrap().limit(), 70);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StorageTier {
+    /// 10 at once.
+    Slow,
+    /// 25 at once.
+    Moderate,
+    /// 50 at once.
+    Fast,
+    /// 70 at once.
+    Insane,
+}
+
+impl StorageTier {
+    /// How many tasks of the tier may run at once.
+    pub const fn limit(self) -> u32 {
+        match self {
+            StorageTier::Slow => 10,
+            StorageTier::Moderate => 25,
+            StorageTier::Fast => 50,
+            StorageTier::Insane => 70,
+        }
+    }
+}
+
+impl std::str::FromStr for StorageTier {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "slow" => Ok(StorageTier::Slow),
+            "moderate" => Ok(StorageTier::Moderate),
+            "fast" => Ok(StorageTier::Fast),
+            "insane" => Ok(StorageTier::Insane),
+            _ => Err(format!(
+                "unknown storage tier {s:?}: expected slow, moderate, fast or insane"
+            )),
+        }
+    }
+}
+
+/// The sticky key of a value: what [`Operation::sticky`] takes, for keys that are not numbers.
+/// Equal values give equal keys (within one build of the program).
+///
+/// # Examples
+///
+/// ```
+/// use tokengate::{sticky_key, Operation};
+///
+/// const SAVE: Operation = Operation::new("save_user");
+/// let op = SAVE.sticky(sticky_key("alice"));
+/// assert_eq!(op.get_sticky(), Some(sticky_key("alice")));
+/// ```
+pub fn sticky_key<K: Hash + ?Sized>(key: &K) -> u64 {
+    // `DefaultHasher::new()` uses fixed keys: the same value maps to the same worker in every
+    // runtime of this process, which is what "sticky" promises.
+    #[allow(deprecated)]
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// A kind of task: a name, a [`Weight`] and options. Const-constructible, so operations are
+/// usually declared once as constants; tasks of one name share their statistics (reputation,
+/// concurrency limit, pause state) in a runtime.
+///
+/// Options:
+/// - [`weight`](Self::weight): lane and routing.
+/// - [`sticky`](Self::sticky): all tasks with one key run on one worker, in submission order,
+///   never concurrently, never stolen.
+/// - [`concurrency_limit`](Self::concurrency_limit) / [`storage_tier`](Self::storage_tier):
+///   at most n tasks of the operation run at once; the others wait without holding a worker.
+/// - [`retries`](Self::retries): a panicking task submitted with
+///   [`Runtime::submit_retrying`](crate::Runtime::submit_retrying) is run again, up to n times.
+/// - [`deadline`](Self::deadline): a task not started within the duration resolves
+///   [`TaskError::TimedOut`](crate::TaskError::TimedOut) and never runs.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tokengate::{Operation, StorageTier, Weight};
 ///
 /// const PRIME: Operation = Operation::new("prime_check").weight(Weight::Heavy);
 /// assert_eq!(PRIME.name(), "prime_check");
 /// assert_eq!(PRIME.get_weight(), Weight::Heavy);
+///
+/// const UPLOAD: Operation = Operation::new("upload")
+///     .weight(Weight::Light)
+///     .storage_tier(StorageTier::Slow)
+///     .retries(2)
+///     .deadline(Duration::from_secs(5));
+/// assert_eq!(UPLOAD.get_concurrency_limit(), Some(10));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Operation {
     name: &'static str,
     weight: Weight,
+    sticky: Option<u64>,
+    concurrency_limit: Option<u32>,
+    retries: u32,
+    deadline: Option<Duration>,
 }
 
 impl Operation {
     /// The operation of [`Runtime::spawn`](crate::Runtime::spawn): `"default"`, Medium.
     pub const DEFAULT: Operation = Operation::new("default");
 
-    /// An operation named `name`, of weight Medium.
+    /// An operation named `name`, of weight Medium, with no other option.
     pub const fn new(name: &'static str) -> Self {
         Self {
             name,
             weight: Weight::Medium,
+            sticky: None,
+            concurrency_limit: None,
+            retries: 0,
+            deadline: None,
         }
     }
 
@@ -113,6 +216,55 @@ impl Operation {
     #[must_use]
     pub const fn weight(mut self, weight: Weight) -> Self {
         self.weight = weight;
+        self
+    }
+
+    /// The same operation with sticky key `key`: every task of this name and key runs on one
+    /// worker (chosen by the key among the workers allowed for the weight), in submission
+    /// order, never two at once, never stolen. For keys that are not numbers use
+    /// [`sticky_key`]. Usually set per call: `rt.submit(&OP.sticky(user_id), f)`.
+    ///
+    /// One exception to "in order": a sticky task that joins a later task of its own worker's
+    /// sticky queue runs it inline, as any join from a worker does (else it would deadlock).
+    #[must_use]
+    pub const fn sticky(mut self, key: u64) -> Self {
+        self.sticky = Some(key);
+        self
+    }
+
+    /// The same operation with at most `limit` of its tasks running at once in a runtime.
+    /// Tasks over the limit wait in the operation's queue, not on a worker.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is 0 (at compile time when used in a `const`).
+    #[must_use]
+    pub const fn concurrency_limit(mut self, limit: u32) -> Self {
+        assert!(limit > 0, "concurrency_limit must be at least 1");
+        self.concurrency_limit = Some(limit);
+        self
+    }
+
+    /// [`concurrency_limit`](Self::concurrency_limit) with a storage tier's preset.
+    #[must_use]
+    pub const fn storage_tier(self, tier: StorageTier) -> Self {
+        self.concurrency_limit(tier.limit())
+    }
+
+    /// The same operation with up to `retries` extra runs of a task that panics, for tasks
+    /// submitted with [`Runtime::submit_retrying`](crate::Runtime::submit_retrying) (a
+    /// closure that can be called again). The handle gets the last attempt's outcome.
+    #[must_use]
+    pub const fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// The same operation with a start deadline: a task not started within `deadline` of its
+    /// submission resolves [`TaskError::TimedOut`](crate::TaskError::TimedOut) and never runs.
+    #[must_use]
+    pub const fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
         self
     }
 
@@ -124,6 +276,26 @@ impl Operation {
     /// The operation's weight.
     pub const fn get_weight(&self) -> Weight {
         self.weight
+    }
+
+    /// The sticky key, if any.
+    pub const fn get_sticky(&self) -> Option<u64> {
+        self.sticky
+    }
+
+    /// The concurrency limit, if any.
+    pub const fn get_concurrency_limit(&self) -> Option<u32> {
+        self.concurrency_limit
+    }
+
+    /// How many times a panicking retrying task is run again.
+    pub const fn get_retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// The start deadline, if any.
+    pub const fn get_deadline(&self) -> Option<Duration> {
+        self.deadline
     }
 }
 

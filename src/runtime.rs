@@ -314,6 +314,40 @@ impl Runtime {
         }
     }
 
+    /// [`submit`](Self::submit) for a closure that can be called again: when it panics and
+    /// `op` has [`retries`](Operation::retries) left, it is run again on the same worker, and
+    /// the handle gets the last attempt's outcome. Each attempt counts in the operation's
+    /// reputation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use tokengate::{Operation, Runtime};
+    ///
+    /// const FLAKY: Operation = Operation::new("flaky").retries(2);
+    /// let rt = Runtime::builder().workers(1).pin(false).build()?;
+    /// let tries = Arc::new(AtomicU32::new(0));
+    /// let t = tries.clone();
+    /// let h = rt.submit_retrying(&FLAKY, move || {
+    ///     if t.fetch_add(1, Ordering::Relaxed) < 2 { panic!("not yet") }
+    ///     "done"
+    /// });
+    /// # let _quiet = std::panic::take_hook();
+    /// # std::panic::set_hook(Box::new(|_| {}));
+    /// assert_eq!(h.join(), Ok("done"));
+    /// assert_eq!(tries.load(Ordering::Relaxed), 3);
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    pub fn submit_retrying<F, T>(&self, op: &Operation, func: F) -> TaskHandle<T>
+    where
+        F: FnMut() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit(op, crate::retry::retrying(op.get_retries(), func))
+    }
+
     /// [`submit`](Self::submit) with the default operation (Medium).
     pub fn spawn<F, T>(&self, func: F) -> TaskHandle<T>
     where

@@ -136,6 +136,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             Err(refused) => {
                 let error = match refused {
                     TrySubmitError::ShutDown(_) | TrySubmitError::Full(_) => TaskError::ShutDown,
+                    TrySubmitError::Blocked(_) => TaskError::Blocked,
                 };
                 // `refused` (with the closure and guard) was dropped by the match above.
                 shared.refused(op, error)

@@ -212,3 +212,6 @@ impl fmt::Debug for Worker {
             .finish()
     }
 }
+
+/// Counts a failed attempt that is about to be retried, for the running task's operation.
+pub(crate) fn note_retried_attempt() {}
