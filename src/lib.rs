@@ -45,12 +45,18 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod admin;
+mod broadcast;
+mod clock;
+mod counters;
 mod error;
 #[cfg(not(loom))]
 mod global;
 mod handle;
+mod history;
 mod mailbox;
 mod operation;
+mod ops;
 mod queue;
 mod retry;
 mod ring;
@@ -60,6 +66,7 @@ mod scope;
 mod shared;
 mod sleep;
 mod slot;
+mod stats;
 mod sync;
 mod task;
 mod token;
@@ -67,14 +74,17 @@ mod topology;
 mod wait_list;
 mod worker;
 
+pub use broadcast::{BroadcastContext, BROADCAST};
 pub use error::{BuildError, PanicPayload, TaskError, TrySubmitError};
 #[cfg(not(loom))]
 pub use global::global;
 pub use handle::TaskHandle;
+pub use history::ExecutionRecord;
 pub use operation::{sticky_key, Operation, ParseWeightError, StorageTier, Weight};
 pub use route::Routing;
 pub use runtime::{Builder, Runtime};
 pub use scope::{Scope, ScopedHandle};
+pub use stats::{Health, Histogram, OperationStats, Stats, WorkerStats};
 pub use task::TaskId;
 pub use token::TokenState;
 

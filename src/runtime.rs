@@ -8,7 +8,7 @@ use crate::operation::{Operation, Weight};
 use crate::ring::TokenRing;
 use crate::route::{Routes, Routing};
 use crate::scope::{self, Scope};
-use crate::shared::Shared;
+use crate::shared::{Settings, Shared};
 use crate::sync::{thread, Arc, Mutex};
 use crate::topology;
 use crate::worker::{self, Worker};
@@ -38,6 +38,9 @@ pub struct Builder {
     capacity: Option<usize>,
     routing: Routing,
     lane_workers: [Option<Vec<usize>>; 3],
+    metrics: bool,
+    history: usize,
+    auto_block: bool,
 }
 
 impl Default for Builder {
@@ -49,6 +52,9 @@ impl Default for Builder {
             capacity: None,
             routing: Routing::default(),
             lane_workers: Default::default(),
+            metrics: true,
+            history: 256,
+            auto_block: false,
         }
     }
 }
@@ -100,10 +106,64 @@ impl Builder {
         self
     }
 
+    /// Whether to record timings: queue-wait and run-time histograms, busy time, and the
+    /// execution history. Default `true`. Counters (submitted, completed, …) are always kept.
+    /// Off saves two clock reads per task.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
+    }
+
+    /// How many execution records [`Runtime::recent`] can return (the last `n` finished
+    /// tasks). Default 256; 0 turns the history off. Costs `48 × n` bytes per worker.
+    pub fn history(mut self, n: usize) -> Self {
+        self.history = n;
+        self
+    }
+
+    /// Blocks an operation that failed more than 90 % of at least 10 attempts: its
+    /// submissions then resolve [`TaskError::Blocked`] (and `try_submit` hands the closure
+    /// back) until [`Runtime::unblock_operation`]. Default `false`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::{Operation, Runtime, TaskError};
+    ///
+    /// const BAD: Operation = Operation::new("always_fails");
+    /// let rt = Runtime::builder().workers(1).pin(false).auto_block(true).build()?;
+    /// # std::panic::set_hook(Box::new(|_| {}));
+    /// for _ in 0..10 {
+    ///     let _ = rt.submit(&BAD, || -> () { panic!("broken") }).join();
+    /// }
+    /// assert_eq!(rt.submit(&BAD, || ()).join(), Err(TaskError::Blocked));
+    /// rt.unblock_operation("always_fails");
+    /// assert_eq!(rt.submit(&BAD, || ()).join(), Ok(()));
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    pub fn auto_block(mut self, on: bool) -> Self {
+        self.auto_block = on;
+        self
+    }
+
     /// Builds the runtime and starts its workers, or says which setting to change.
     pub fn build(self) -> Result<Runtime, BuildError> {
         let plan = self.plan()?;
-        let shared = Arc::new(Shared::new(plan.capacity, plan.routes, plan.workers));
+        if self.history > 1 << 20 {
+            return Err(BuildError::new(format!(
+                "history({}) keeps too many records; use at most {}",
+                self.history,
+                1 << 20
+            )));
+        }
+        let settings = Settings {
+            capacity: plan.capacity,
+            workers: plan.workers,
+            timings: self.metrics,
+            history_len: self.history,
+            auto_block: self.auto_block,
+        };
+        let shared = Arc::new(Shared::new(settings, plan.routes));
         let mut threads = Vec::with_capacity(plan.workers);
         for index in 0..plan.workers {
             let worker_shared = shared.clone();
@@ -310,6 +370,7 @@ impl Runtime {
     {
         match self.shared.admit(op, func, true) {
             Ok(handle) => handle,
+            Err(TrySubmitError::Blocked(_)) => self.shared.refused(op, TaskError::Blocked),
             Err(_) => self.shared.refused(op, TaskError::ShutDown),
         }
     }

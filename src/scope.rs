@@ -130,7 +130,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         let shared = self.runtime.shared();
         // SAFETY: `Runtime::scope` does not return before `pending` is zero, i.e. before every
         // scoped closure was consumed or dropped; borrowed data outlives `'scope`.
-        let admitted = unsafe { shared.admit_unchecked(op, move || task.call(), true) };
+        let admitted = unsafe { shared.admit_unchecked(op, move || task.call(), true, None) };
         let inner = match admitted {
             Ok(handle) => handle,
             Err(refused) => {

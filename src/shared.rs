@@ -4,36 +4,76 @@
 use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::sync::Arc as StdArc;
+use std::time::Instant;
 
+use crate::clock::Clock;
+use crate::counters::{Stripe, WorkerCounters};
 use crate::error::{TaskError, TrySubmitError};
 use crate::handle::TaskHandle;
+use crate::history::WorkerHistory;
 use crate::mailbox::Mailbox;
 use crate::operation::{Operation, Weight};
+use crate::ops::{OpEntry, OpTable};
+use crate::queue::ArrayQueue;
 use crate::ring::{Token, TokenRing};
 use crate::route::Routes;
 use crate::sleep::Sleeper;
-use crate::sync::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering, UnsafeCell};
+use crate::sync::{fence, AtomicBool, AtomicU32, AtomicUsize, Mutex, Ordering, UnsafeCell};
 use crate::task::{Job, JobRef, Outcome, Task, TaskId, TaskMeta};
 use crate::token::TokenState;
 use crate::worker;
 
-/// What one worker shares with everybody: its mailbox and its activity word.
+/// What one worker shares with everybody: its mailbox, its queue of tasks only it may run
+/// (sticky and broadcast), its activity word, its counters and its history.
 #[derive(Debug)]
 pub(crate) struct WorkerShared {
     pub(crate) mailbox: Mailbox,
+    /// Tasks for this worker alone, in submission order; never stolen.
+    pub(crate) pinned: ArrayQueue<Token>,
     pub(crate) sleeper: Sleeper,
+    pub(crate) counters: CachePadded<WorkerCounters>,
+    pub(crate) history: WorkerHistory,
 }
 
-/// Per token: the task waiting under it. Only the token's holder touches a slot, so plain
+/// Per token: the task waiting under it. Only the token's holder touches the cells, so plain
 /// cells suffice; padded so that neighbouring tokens held by different threads do not share
 /// a cache line.
 struct TokenSlot {
     job: UnsafeCell<Option<JobRef>>,
     generation: UnsafeCell<u32>,
+    /// The task holds a permit of its operation's concurrency limiter (handed over by the
+    /// task that released it).
+    permit: UnsafeCell<bool>,
+    /// `kill(id)`: the generation of the task under this token to kill when reached (0: none).
+    kill_generation: AtomicU32,
+}
+
+/// Options fixed at build time.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Settings {
+    pub(crate) capacity: usize,
+    pub(crate) workers: usize,
+    /// Record timings: queue wait, run time, busy time, history.
+    pub(crate) timings: bool,
+    pub(crate) history_len: usize,
+    pub(crate) auto_block: bool,
+}
+
+/// Admin state: global pause and the tokens it holds back.
+struct Admin {
+    paused: AtomicBool,
+    /// Tokens admitted while their admission was paused (globally or per operation). Only
+    /// touched when something is paused, so a lock is fine here.
+    held: Mutex<Vec<Token>>,
+    held_len: AtomicUsize,
 }
 
 pub(crate) struct Shared {
     pub(crate) ring: TokenRing,
+    pub(crate) ops: OpTable,
+    pub(crate) clock: Clock,
+    pub(crate) settings: Settings,
+    admin: Admin,
     tokens: Box<[CachePadded<TokenSlot>]>,
     pub(crate) workers: Box<[CachePadded<WorkerShared>]>,
     pub(crate) routes: Routes,
@@ -56,14 +96,32 @@ unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
 impl Shared {
-    pub(crate) fn new(capacity: usize, routes: Routes, workers: usize) -> Self {
+    pub(crate) fn new(settings: Settings, routes: Routes) -> Self {
+        let Settings {
+            capacity, workers, ..
+        } = settings;
+        let history_len = if settings.timings {
+            settings.history_len
+        } else {
+            0
+        };
         Self {
             ring: TokenRing::new(capacity),
+            ops: OpTable::new(workers, capacity),
+            clock: Clock::new(),
+            settings,
+            admin: Admin {
+                paused: AtomicBool::new(false),
+                held: Mutex::new(Vec::new()),
+                held_len: AtomicUsize::new(0),
+            },
             tokens: (0..capacity)
                 .map(|_| {
                     CachePadded::new(TokenSlot {
                         job: UnsafeCell::new(None),
                         generation: UnsafeCell::new(0),
+                        permit: UnsafeCell::new(false),
+                        kill_generation: AtomicU32::new(0),
                     })
                 })
                 .collect(),
@@ -71,7 +129,10 @@ impl Shared {
                 .map(|_| {
                     CachePadded::new(WorkerShared {
                         mailbox: Mailbox::new(capacity),
+                        pinned: ArrayQueue::new(capacity),
                         sleeper: Sleeper::new(),
+                        counters: CachePadded::default(),
+                        history: WorkerHistory::new(history_len),
                     })
                 })
                 .collect(),
@@ -111,6 +172,21 @@ impl Shared {
         self.stop.load(Ordering::Acquire)
     }
 
+    /// Where the calling thread records its counters.
+    #[inline]
+    pub(crate) fn stripe(&self) -> Stripe {
+        match worker::current_index(self.id()) {
+            Some(index) => Stripe {
+                index,
+                exclusive: true,
+            },
+            None => Stripe {
+                index: self.workers.len(),
+                exclusive: false,
+            },
+        }
+    }
+
     /// Admits `func` as a task of `op`. `wait`: block while every token is out (else refuse
     /// with `Full`).
     pub(crate) fn admit<F, T>(
@@ -124,10 +200,11 @@ impl Shared {
         T: Send + 'static,
     {
         // SAFETY: `F: 'static` and `T: 'static`: nothing to outlive.
-        unsafe { self.admit_unchecked(op, func, wait) }
+        unsafe { self.admit_unchecked(op, func, wait, None) }
     }
 
-    /// [`admit`](Self::admit) for closures that borrow.
+    /// [`admit`](Self::admit) for closures that borrow. `pinned_to`: only that worker may run
+    /// the task (broadcast).
     ///
     /// # Safety
     ///
@@ -138,6 +215,7 @@ impl Shared {
         op: &Operation,
         func: F,
         wait: bool,
+        pinned_to: Option<usize>,
     ) -> Result<TaskHandle<T>, TrySubmitError<F>>
     where
         F: FnOnce() -> T + Send + 'a,
@@ -146,12 +224,25 @@ impl Shared {
         if self.is_closed() {
             return Err(TrySubmitError::ShutDown(func));
         }
+        let entry = self.ops.entry(op);
+        if entry.is_blocked() {
+            let counters = entry.counters.stripe(self.stripe());
+            self.stripe().add(&counters.blocked, 1);
+            return Err(TrySubmitError::Blocked(func));
+        }
         let token = match self.ring.try_take() {
             Some(token) => token,
             None if !wait => return Err(TrySubmitError::Full(func)),
-            None if worker::is_worker_of(self.id()) => {
+            None if worker::is_worker_of(self.id()) && pinned_to.is_none() => {
                 // A worker must not wait for a token it may itself hold: run it in place.
-                return Ok(self.run_in_place(op, func));
+                return Ok(self.run_in_place(op, entry, func));
+            }
+            None if worker::is_worker_of(self.id()) => {
+                // A broadcast task must run on its worker: help until a token comes home.
+                match self.take_token_helping() {
+                    Some(token) => token,
+                    None => return Err(TrySubmitError::ShutDown(func)),
+                }
             }
             None => match self.ring.take_or(|| self.is_closed()) {
                 Some(token) => token,
@@ -171,10 +262,22 @@ impl Shared {
         let slot = &self.tokens[token.index()];
         // SAFETY: we hold the token, so we alone touch its slot.
         let generation = slot.generation.with_mut(|g| unsafe {
-            *g = (*g).wrapping_add(1);
+            *g = (*g).wrapping_add(1).max(1);
             *g
         });
-        let meta = self.meta(op, TaskId::new(generation, token.index() as u32));
+        let now = (self.settings.timings || op.get_deadline().is_some()).then(Instant::now);
+        let meta = TaskMeta {
+            id: TaskId::new(generation, token.index() as u32),
+            operation: op.name(),
+            runtime: self.id(),
+            op: entry.index,
+            epoch: entry.epoch(),
+            weight: op.get_weight(),
+            sticky: op.get_sticky(),
+            pinned_to,
+            submitted_ns: now.map_or(0, |t| self.clock.ns_at(t)),
+            deadline: op.get_deadline().and_then(|d| now?.checked_add(d)),
+        };
         let task: StdArc<dyn Outcome<T> + 'a> = StdArc::new(Task::new(meta, func));
         let job: StdArc<dyn Job + 'a> = task.clone();
         // SAFETY: (1) the lifetimes erased here are `'static` for `admit`; (2) for `scope`,
@@ -187,32 +290,65 @@ impl Shared {
                 std::mem::transmute::<StdArc<dyn Job + 'a>, JobRef>(job),
             )
         };
+        let stripe = self.stripe();
+        stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: we hold the token (see above); the mailbox push below publishes the write.
         slot.job.with_mut(|j| unsafe { *j = Some(job) });
-        self.dispatch(op.get_weight(), token);
+        if pinned_to.is_none() && (self.is_paused() || entry.is_paused()) {
+            self.hold(token);
+        } else {
+            self.dispatch(token);
+        }
         Ok(TaskHandle::new(task))
     }
 
-    fn meta(&self, op: &Operation, id: TaskId) -> TaskMeta {
-        TaskMeta {
-            id,
-            operation: op.name(),
-            runtime: self.id(),
+    /// Takes a token on a worker of this runtime without idling: runs queued tasks until one
+    /// comes home. `None` once the runtime is closed.
+    #[cold]
+    fn take_token_helping(&self) -> Option<Token> {
+        loop {
+            if let Some(token) = self.ring.try_take() {
+                return Some(token);
+            }
+            if self.is_closed() {
+                return None;
+            }
+            worker::with_current(self.id(), |w| {
+                w.help_until(|| self.ring.available() != 0 || self.is_closed(), false)
+            });
         }
     }
 
     /// Runs `func` on the calling worker without a token (the ring is dry and a worker must
     /// not wait for tokens). The handle is already finished.
     #[cold]
-    fn run_in_place<'a, F, T>(&self, op: &Operation, func: F) -> TaskHandle<T>
+    fn run_in_place<'a, F, T>(&self, op: &Operation, entry: &OpEntry, func: F) -> TaskHandle<T>
     where
         F: FnOnce() -> T + Send + 'a,
         T: Send + 'a,
     {
         // ORDERING: Relaxed: a counter for unique ids only.
         let n = self.inline_ids.fetch_add(1, Ordering::Relaxed);
-        let task = Task::new(self.meta(op, TaskId::new(n, u32::MAX)), func);
-        task.run();
+        let meta = TaskMeta {
+            id: TaskId::new(n, u32::MAX),
+            operation: op.name(),
+            runtime: self.id(),
+            op: entry.index,
+            epoch: entry.epoch(),
+            weight: op.get_weight(),
+            sticky: op.get_sticky(),
+            pinned_to: None,
+            submitted_ns: if self.settings.timings {
+                self.clock.now_ns()
+            } else {
+                0
+            },
+            deadline: None,
+        };
+        let stripe = self.stripe();
+        stripe.add(&entry.counters.stripe(stripe).submitted, 1);
+        let task = Task::new(meta, func);
+        worker::with_current(self.id(), |w| w.run_recorded(&task));
         let task: StdArc<dyn Outcome<T> + 'a> = StdArc::new(task);
         // SAFETY: the task has finished (it ran above); see `admit_unchecked` for the handle.
         TaskHandle::new(unsafe {
@@ -226,7 +362,18 @@ impl Shared {
         op: &Operation,
         error: TaskError,
     ) -> TaskHandle<T> {
-        let meta = self.meta(op, TaskId::new(0, u32::MAX));
+        let meta = TaskMeta {
+            id: TaskId::new(0, u32::MAX),
+            operation: op.name(),
+            runtime: self.id(),
+            op: u32::MAX,
+            epoch: 0,
+            weight: op.get_weight(),
+            sticky: None,
+            pinned_to: None,
+            submitted_ns: 0,
+            deadline: None,
+        };
         let task: StdArc<dyn Outcome<T> + 'a> = StdArc::new(Task::<fn() -> T, T>::resolved(
             meta,
             error,
@@ -239,9 +386,48 @@ impl Shared {
         })
     }
 
-    /// Routes an admitted token to a worker's mailbox and wakes whoever should run it.
+    /// The task under `token`. The caller holds the token.
     #[inline]
-    fn dispatch(&self, weight: Weight, token: Token) {
+    pub(crate) fn job_of(&self, token: &Token) -> JobRef {
+        // SAFETY: the caller holds `token` (popped it from a mailbox or a queue, or took it
+        // from the ring), so it alone touches the slot; the hand-over's Acquire made the
+        // submitter's write visible.
+        let job = self.tokens[token.index()]
+            .job
+            .with(|j| unsafe { (*j).clone() });
+        match job {
+            Some(job) => job,
+            None => unreachable!("an admitted token always has its task"),
+        }
+    }
+
+    /// Routes an admitted token to a worker and wakes whoever should run it: its fixed worker
+    /// for sticky and broadcast tasks; else locality, then the least-loaded allowed worker.
+    #[inline]
+    pub(crate) fn dispatch(&self, token: Token) {
+        // SAFETY: the caller holds `token` (see `job_of`).
+        let (weight, sticky, pinned_to) = self.tokens[token.index()].job.with(|j| unsafe {
+            match &*j {
+                Some(job) => {
+                    let m = job.meta();
+                    (m.weight, m.sticky, m.pinned_to)
+                }
+                None => unreachable!("an admitted token always has its task"),
+            }
+        });
+        let fixed = pinned_to.or_else(|| {
+            sticky.map(|key| {
+                let eligible = self.routes.eligible(weight);
+                eligible[(key % eligible.len() as u64) as usize]
+            })
+        });
+        if let Some(target) = fixed {
+            if self.workers[target].pinned.push(token).is_err() {
+                unreachable!("a pinned queue holds every token of the ring");
+            }
+            self.workers[target].sleeper.wake();
+            return;
+        }
         let target = match worker::current_index(self.id()) {
             // Locality: a task submitted by a worker stays with it, if it may run it.
             Some(me) if self.routes.may_run(me, weight) => me,
@@ -255,6 +441,173 @@ impl Shared {
             if self.sleepers.load(Ordering::Relaxed) != 0 {
                 self.wake_one_thief(weight, target);
             }
+        }
+    }
+
+    /// Whether `token` holds its operation's permit; clears the mark. Holder only.
+    #[inline]
+    pub(crate) fn take_permit(&self, token: &Token) -> bool {
+        // SAFETY: the caller holds `token` (see `job_of`).
+        self.tokens[token.index()]
+            .permit
+            .with_mut(|p| unsafe { std::mem::replace(&mut *p, false) })
+    }
+
+    /// Marks `token`'s task as holding its operation's permit. Holder only.
+    pub(crate) fn give_permit(&self, token: &Token) {
+        // SAFETY: the caller holds `token` (see `job_of`).
+        self.tokens[token.index()]
+            .permit
+            .with_mut(|p| unsafe { *p = true });
+    }
+
+    /// Whether `kill(id)` asked for the task of generation `generation` under `token`.
+    #[inline]
+    pub(crate) fn kill_requested(&self, token: &Token, id: TaskId) -> bool {
+        // ORDERING: Relaxed: a request; a kill racing the task's start may miss it (documented).
+        self.tokens[token.index()]
+            .kill_generation
+            .load(Ordering::Relaxed)
+            == id.generation()
+    }
+
+    /// Asks for the task `id` to be killed when a worker reaches it.
+    pub(crate) fn request_kill(&self, id: TaskId) {
+        if let Some(slot) = self.tokens.get(id.index() as usize) {
+            // ORDERING: Relaxed, see `kill_requested`.
+            slot.kill_generation
+                .store(id.generation(), Ordering::Relaxed);
+        }
+        self.kill_held(|job| job.meta().id == id);
+    }
+
+    // ---- pause and hold -------------------------------------------------------------------
+
+    #[inline]
+    pub(crate) fn is_paused(&self) -> bool {
+        // ORDERING: Relaxed: `hold` re-checks under the admin lock.
+        self.admin.paused.load(Ordering::Relaxed)
+    }
+
+    /// Keeps an admitted token back while its admission is paused, or dispatches it if the
+    /// pause ended meanwhile (checked under the lock `resume` takes, so nothing is stranded).
+    #[cold]
+    fn hold(&self, token: Token) {
+        let mut held = self.admin.held.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = self.entry_of(&token);
+        if self.is_paused() || entry.is_paused() {
+            // ORDERING: Relaxed: a report, written under the admin lock.
+            entry.held.fetch_add(1, Ordering::Relaxed);
+            held.push(token);
+            // ORDERING: Relaxed: a report.
+            self.admin.held_len.store(held.len(), Ordering::Relaxed);
+        } else {
+            drop(held);
+            self.dispatch(token);
+        }
+    }
+
+    fn entry_of(&self, token: &Token) -> &OpEntry {
+        let op = self.job_of(token).meta().op;
+        match self.ops.by_index(op) {
+            Some(e) => e,
+            None => unreachable!("an admitted task's operation is in the table"),
+        }
+    }
+
+    /// Sets the global pause flag (`true`) or clears it and dispatches what it held.
+    pub(crate) fn set_paused(&self, paused: bool) {
+        let mut held = self.admin.held.lock().unwrap_or_else(|e| e.into_inner());
+        // ORDERING: Relaxed: submitters re-check under this lock.
+        self.admin.paused.store(paused, Ordering::Relaxed);
+        if !paused {
+            self.release_held(&mut held);
+        }
+    }
+
+    /// Sets an operation's pause flag, releasing its held tokens when cleared.
+    pub(crate) fn set_operation_paused(&self, entry: &OpEntry, paused: bool) {
+        let mut held = self.admin.held.lock().unwrap_or_else(|e| e.into_inner());
+        // ORDERING: Relaxed: submitters re-check under this lock.
+        entry.paused.store(paused, Ordering::Relaxed);
+        if !paused {
+            self.release_held(&mut held);
+        }
+    }
+
+    /// Dispatches every held token whose admission is no longer paused.
+    fn release_held(&self, held: &mut Vec<Token>) {
+        let mut kept = Vec::new();
+        for token in held.drain(..) {
+            let entry = self.entry_of(&token);
+            if self.is_paused() || entry.is_paused() {
+                kept.push(token);
+            } else {
+                // ORDERING: Relaxed: a report, written under the admin lock.
+                entry.held.fetch_sub(1, Ordering::Relaxed);
+                self.dispatch(token);
+            }
+        }
+        *held = kept;
+        // ORDERING: Relaxed: a report.
+        self.admin.held_len.store(held.len(), Ordering::Relaxed);
+    }
+
+    /// Dispatches every held token, paused or not (shutdown: they must run or be killed).
+    fn release_all_held(&self) {
+        let mut held = self.admin.held.lock().unwrap_or_else(|e| e.into_inner());
+        for token in held.drain(..) {
+            // ORDERING: Relaxed: a report, written under the admin lock.
+            self.entry_of(&token).held.fetch_sub(1, Ordering::Relaxed);
+            self.dispatch(token);
+        }
+        // ORDERING: Relaxed: a report.
+        self.admin.held_len.store(0, Ordering::Relaxed);
+    }
+
+    /// Kills the held tasks `which` selects, at once. Returns how many.
+    pub(crate) fn kill_held(&self, which: impl Fn(&dyn Job) -> bool) -> usize {
+        let mut held = self.admin.held.lock().unwrap_or_else(|e| e.into_inner());
+        let mut killed = 0;
+        let mut kept = Vec::new();
+        for token in held.drain(..) {
+            let job = self.job_of(&token);
+            if which(&*job) {
+                // ORDERING: Relaxed: a report, written under the admin lock.
+                self.entry_of(&token).held.fetch_sub(1, Ordering::Relaxed);
+                self.take_job(&token);
+                if job.abandon(TaskError::Killed, TokenState::Killed) {
+                    killed += 1;
+                }
+                self.count_unrun(&*job, self.stripe());
+                drop(job);
+                self.ring.give_back(token);
+            } else {
+                kept.push(token);
+            }
+        }
+        *held = kept;
+        // ORDERING: Relaxed: a report.
+        self.admin.held_len.store(held.len(), Ordering::Relaxed);
+        killed
+    }
+
+    pub(crate) fn held_len(&self) -> usize {
+        // ORDERING: Relaxed: a report.
+        self.admin.held_len.load(Ordering::Relaxed)
+    }
+
+    /// Counts a task that ends without running here: killed, timed out, or run elsewhere
+    /// (inline by a join, counted there).
+    pub(crate) fn count_unrun(&self, job: &dyn Job, stripe: Stripe) {
+        let Some(entry) = self.ops.by_index(job.meta().op) else {
+            return;
+        };
+        let c = entry.counters.stripe(stripe);
+        match job.state() {
+            TokenState::Killed => stripe.add(&c.killed, 1),
+            TokenState::TimedOut => stripe.add(&c.timed_out, 1),
+            _ => {}
         }
     }
 
@@ -293,6 +646,14 @@ impl Shared {
         }
     }
 
+    /// Puts `job` back under `token` (holder only), before handing the token on.
+    pub(crate) fn put_job(&self, token: &Token, job: JobRef) {
+        // SAFETY: the caller holds `token`; the hand-over (queue push) publishes the write.
+        self.tokens[token.index()]
+            .job
+            .with_mut(|j| unsafe { *j = Some(job) });
+    }
+
     /// Closes admission: graceful (`kill == false`) or killing queued tasks.
     pub(crate) fn close(&self, kill: bool) {
         if kill {
@@ -306,6 +667,8 @@ impl Shared {
         fence(Ordering::SeqCst);
         // Submitters blocked on a dry ring must see `closed` and give up.
         self.ring.wake_all_waiters();
+        // Held tasks must run (or be killed) for their tokens to come home.
+        self.release_all_held();
     }
 
     /// Tells the workers to exit and wakes them. Call once every token is home.

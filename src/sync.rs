@@ -10,7 +10,9 @@
 //! on its own.
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{
+    fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering,
+};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Arc, Mutex};
 #[cfg(not(loom))]
@@ -18,12 +20,28 @@ pub(crate) use std::thread_local;
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{
-    fence, AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering,
+    fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU8, AtomicUsize, Ordering,
 };
 #[cfg(loom)]
 pub(crate) use loom::sync::{Arc, Mutex};
 #[cfg(loom)]
 pub(crate) use loom::thread_local;
+
+/// Statistics counters (metrics, reputation, history cells): std atomics under loom as well.
+/// They order nothing and guard nothing (every protocol decision is taken on the shim's
+/// atomics above); keeping them out of loom keeps the models small. Writers of a counter that
+/// has one writer use [`bump_exclusive`], shared ones `fetch_add`.
+pub(crate) use std::sync::atomic::AtomicU64 as StatCounter;
+
+/// Adds `n` to a counter only the calling thread writes: a load and a store, no locked
+/// instruction (readers see either value; no increment is lost as nobody else writes).
+#[inline]
+pub(crate) fn bump_exclusive(counter: &StatCounter, n: u64) {
+    // ORDERING: Relaxed: a statistic; single writer, readers only need an atomic value.
+    let v = counter.load(Ordering::Relaxed);
+    // ORDERING: Relaxed, as above.
+    counter.store(v.wrapping_add(n), Ordering::Relaxed);
+}
 
 /// Threads: spawn, park, unpark, yield.
 pub(crate) mod thread {

@@ -30,6 +30,18 @@ impl TaskId {
         Self((generation as u64) << 32 | index as u64)
     }
 
+    pub(crate) fn from_u64(id: u64) -> Self {
+        Self(id)
+    }
+
+    pub(crate) fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    pub(crate) fn index(self) -> u32 {
+        self.0 as u32
+    }
+
     /// The id as one number.
     pub fn as_u64(self) -> u64 {
         self.0
@@ -61,6 +73,18 @@ pub(crate) struct TaskMeta {
     /// Identity of the runtime that admitted it (the address of its shared state), so that a
     /// worker joining the task knows whether it may run it inline.
     pub(crate) runtime: usize,
+    /// Index of its operation in the runtime's operation table.
+    pub(crate) op: u32,
+    /// The operation's kill epoch at admission (see `OpEntry::epoch`).
+    pub(crate) epoch: u32,
+    pub(crate) weight: crate::operation::Weight,
+    pub(crate) sticky: Option<u64>,
+    /// Only this worker may run it (broadcast).
+    pub(crate) pinned_to: Option<usize>,
+    /// Admission time on the runtime's clock (0 when timings are off).
+    pub(crate) submitted_ns: u64,
+    /// Start deadline, if its operation has one.
+    pub(crate) deadline: Option<std::time::Instant>,
 }
 
 pub(crate) struct Task<F, T> {

@@ -56,6 +56,19 @@ impl TokenState {
         (self as u32) >= TokenState::Completed as u32
     }
 
+    /// The state's name, as `Debug` prints it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TokenState::Waiting => "Waiting",
+            TokenState::Admitted => "Admitted",
+            TokenState::Executing => "Executing",
+            TokenState::Completed => "Completed",
+            TokenState::Failed => "Failed",
+            TokenState::Killed => "Killed",
+            TokenState::TimedOut => "TimedOut",
+        }
+    }
+
     pub(crate) const fn from_word(word: u32) -> Self {
         match word & LIFECYCLE {
             0 => TokenState::Waiting,
@@ -79,3 +92,9 @@ pub(crate) const WAITER_SET: u32 = 1 << 4;
 pub(crate) const REGISTERING: u32 = 1 << 5;
 /// The outcome was taken.
 pub(crate) const TAKEN: u32 = 1 << 6;
+
+impl std::fmt::Display for TokenState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

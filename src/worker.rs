@@ -7,14 +7,18 @@
 use std::cell::Cell;
 use std::fmt;
 
+use std::time::Instant;
+
+use crate::counters::Stripe;
 use crate::error::TaskError;
+use crate::history::RawRecord;
 use crate::mailbox::LanePicker;
 use crate::operation::Weight;
 use crate::ring::Token;
 use crate::shared::Shared;
 use crate::slot::Registration;
-use crate::sync::{thread, thread_local, Arc, Backoff, Ordering};
-use crate::task::Job;
+use crate::sync::{bump_exclusive, thread, thread_local, Arc, Backoff, Ordering};
+use crate::task::{Job, JobRef};
 use crate::token::TokenState;
 
 /// A worker's own state, living on its thread's stack for the thread's whole life.
@@ -22,6 +26,13 @@ pub(crate) struct Worker {
     shared: Arc<Shared>,
     index: usize,
     picker: Cell<LanePicker>,
+    /// Sticky tasks running on this thread (nested by joins): while one runs, the pinned
+    /// queue is not looked at, so two tasks of one key never overlap.
+    sticky_depth: Cell<u32>,
+    /// Alternates the pinned queue before and after the mailbox, so neither starves.
+    pinned_first: Cell<bool>,
+    /// Operation index of the task running on this thread (for retry counts).
+    running_op: Cell<u32>,
 }
 
 type Current = Cell<Option<(usize, *const Worker)>>;
@@ -73,7 +84,26 @@ impl Worker {
             shared,
             index,
             picker: Cell::new(LanePicker::default()),
+            sticky_depth: Cell::new(0),
+            pinned_first: Cell::new(false),
+            running_op: Cell::new(u32::MAX),
         }
+    }
+
+    fn stripe(&self) -> Stripe {
+        Stripe {
+            index: self.index,
+            exclusive: true,
+        }
+    }
+
+    /// Pops this worker's pinned queue, unless a sticky task is running on this thread.
+    #[inline]
+    fn pop_pinned(&self) -> Option<Token> {
+        if self.sticky_depth.get() != 0 {
+            return None;
+        }
+        self.shared.workers[self.index].pinned.pop()
     }
 
     /// The thread's main loop; returns when the runtime stops.
@@ -101,11 +131,23 @@ impl Worker {
     #[inline]
     fn find_work(&self) -> Option<Token> {
         let shared = &*self.shared;
+        let pinned_first = !self.pinned_first.get();
+        self.pinned_first.set(pinned_first);
+        if pinned_first {
+            if let Some(token) = self.pop_pinned() {
+                return Some(token);
+            }
+        }
         let mut picker = self.picker.get();
         let own = shared.workers[self.index].mailbox.pop(&mut picker);
         self.picker.set(picker);
         if let Some((_, token)) = own {
             return Some(token);
+        }
+        if !pinned_first {
+            if let Some(token) = self.pop_pinned() {
+                return Some(token);
+            }
         }
         let n = shared.workers.len();
         for k in 1..n {
@@ -113,6 +155,7 @@ impl Worker {
             for weight in Weight::ALL {
                 if shared.routes.may_run(self.index, weight) {
                     if let Some(token) = victim.steal(weight) {
+                        bump_exclusive(&shared.workers[self.index].counters.tasks_stolen, 1);
                         return Some(token);
                     }
                 }
@@ -124,7 +167,8 @@ impl Worker {
     /// Whether any work this worker may run is waiting (own mailbox or stealable).
     fn has_work(&self) -> bool {
         let shared = &*self.shared;
-        if !shared.workers[self.index].mailbox.is_empty() {
+        let me = &shared.workers[self.index];
+        if !me.mailbox.is_empty() || (self.sticky_depth.get() == 0 && !me.pinned.is_empty()) {
             return true;
         }
         let n = shared.workers.len();
@@ -136,19 +180,177 @@ impl Worker {
         })
     }
 
-    /// Runs (or, after `shutdown_now`, kills) the task of `token`, then gives the token back.
+    /// Runs the task of `token` (or kills it: `shutdown_now`, `kill`, drain, deadline,
+    /// blocked operation; or parks it until its operation's concurrency limit lets it run),
+    /// then gives the token back.
     #[inline]
     fn execute(&self, token: Token) {
         let shared = &*self.shared;
-        let job = shared.take_job(&token);
         shared.workers[self.index].sleeper.set_busy(true);
-        if shared.kill_queued() {
-            job.abandon(TaskError::Killed, TokenState::Killed);
+        let job = shared.take_job(&token);
+        let meta = job.meta();
+        let Some(entry) = shared.ops.by_index(meta.op) else {
+            unreachable!("an admitted task's operation is in the table")
+        };
+        let mut permit = entry.limiter.is_some() && shared.take_permit(&token);
+        if let Some((error, lifecycle)) = self.verdict(&job, entry, &token) {
+            job.abandon(error, lifecycle);
+            shared.count_unrun(&*job, self.stripe());
+            self.record_unrun(&*job);
         } else {
-            job.run();
+            if let (Some(limiter), false) = (&entry.limiter, permit) {
+                // The job goes back into the token's slot while the token waits for a permit.
+                shared.put_job(&token, job);
+                let Some(token) = limiter.acquire(token) else {
+                    return; // parked: whoever releases a permit dispatches it
+                };
+                permit = true;
+                return self.run_and_release(token, permit);
+            }
+            if !self.run_recorded(&*job) {
+                shared.count_unrun(&*job, self.stripe());
+            }
         }
         drop(job);
+        self.finish(token, entry, permit);
+    }
+
+    /// `execute` after taking a permit.
+    #[cold]
+    fn run_and_release(&self, token: Token, permit: bool) {
+        let shared = &*self.shared;
+        let job = shared.take_job(&token);
+        let Some(entry) = shared.ops.by_index(job.meta().op) else {
+            unreachable!("an admitted task's operation is in the table")
+        };
+        if !self.run_recorded(&*job) {
+            shared.count_unrun(&*job, self.stripe());
+        }
+        drop(job);
+        self.finish(token, entry, permit);
+    }
+
+    /// Releases the task's permit (handing it to a waiting task), empties the token's slot
+    /// and gives the token back.
+    #[inline]
+    fn finish(&self, token: Token, entry: &crate::ops::OpEntry, permit: bool) {
+        let shared = &*self.shared;
+        if permit {
+            if let Some(next) = entry.limiter.as_ref().and_then(|l| l.release()) {
+                shared.give_permit(&next);
+                shared.dispatch(next);
+            }
+        }
         shared.ring.give_back(token);
+    }
+
+    /// Why the task of `token` must not run, if it must not.
+    #[inline]
+    fn verdict(
+        &self,
+        job: &JobRef,
+        entry: &crate::ops::OpEntry,
+        token: &Token,
+    ) -> Option<(TaskError, TokenState)> {
+        let shared = &*self.shared;
+        let meta = job.meta();
+        if shared.kill_queued()
+            || meta.epoch != entry.epoch()
+            || shared.kill_requested(token, meta.id)
+        {
+            return Some((TaskError::Killed, TokenState::Killed));
+        }
+        if entry.is_blocked() {
+            return Some((TaskError::Blocked, TokenState::Killed));
+        }
+        match meta.deadline {
+            Some(deadline) if Instant::now() > deadline => {
+                Some((TaskError::TimedOut, TokenState::TimedOut))
+            }
+            _ => None,
+        }
+    }
+
+    /// Runs `job` here if nobody has run or killed it yet, recording counters, timings and
+    /// history. Returns whether it ran.
+    pub(crate) fn run_recorded(&self, job: &dyn Job) -> bool {
+        let shared = &*self.shared;
+        let meta = job.meta();
+        if meta.pinned_to.is_some_and(|w| w != self.index) {
+            return false; // another worker's broadcast run: only it may run it
+        }
+        let timings = shared.settings.timings;
+        let start = if timings { shared.clock.now_ns() } else { 0 };
+        let sticky = meta.sticky.is_some();
+        let outer_op = self.running_op.replace(meta.op);
+        self.sticky_depth
+            .set(self.sticky_depth.get() + sticky as u32);
+        let ran = job.run();
+        self.sticky_depth
+            .set(self.sticky_depth.get() - sticky as u32);
+        self.running_op.set(outer_op);
+        if !ran {
+            return false;
+        }
+        let end = if timings { shared.clock.now_ns() } else { 0 };
+        let stripe = self.stripe();
+        let me = &shared.workers[self.index];
+        bump_exclusive(&me.counters.tasks_run, 1);
+        let state = job.state();
+        if let Some(entry) = shared.ops.by_index(meta.op) {
+            let c = entry.counters.stripe(stripe);
+            if state == TokenState::Completed {
+                stripe.add(&c.completed, 1);
+            } else {
+                stripe.add(&c.failed, 1);
+                self.check_auto_block(entry);
+            }
+            if timings {
+                c.run_time.record(stripe, end - start);
+                c.queue_wait
+                    .record(stripe, start.saturating_sub(meta.submitted_ns));
+            }
+        }
+        if timings {
+            bump_exclusive(&me.counters.busy_ns, end - start);
+            me.history.record(RawRecord {
+                id: meta.id.as_u64(),
+                worker: self.index,
+                op: meta.op,
+                outcome: state,
+                wait_ns: start.saturating_sub(meta.submitted_ns),
+                run_ns: end - start,
+                finished_ns: end,
+            });
+        }
+        true
+    }
+
+    /// Records a task that ended without running into the history.
+    fn record_unrun(&self, job: &dyn Job) {
+        let shared = &*self.shared;
+        if !shared.settings.timings {
+            return;
+        }
+        let meta = job.meta();
+        let now = shared.clock.now_ns();
+        shared.workers[self.index].history.record(RawRecord {
+            id: meta.id.as_u64(),
+            worker: self.index,
+            op: meta.op,
+            outcome: job.state(),
+            wait_ns: now.saturating_sub(meta.submitted_ns),
+            run_ns: 0,
+            finished_ns: now,
+        });
+    }
+
+    /// Blocks `entry` if auto-block is on and it failed more than 90 % of at least 10
+    /// attempts since it was last unblocked.
+    fn check_auto_block(&self, entry: &crate::ops::OpEntry) {
+        if self.shared.settings.auto_block {
+            crate::ops::check_auto_block(entry);
+        }
     }
 
     /// Waits for work or for `done()`: spins, yields, then parks. Returns when either may be
@@ -169,6 +371,7 @@ impl Worker {
         if self.has_work() || done() {
             sleeper.cancel_sleep();
         } else {
+            bump_exclusive(&self.shared.workers[self.index].counters.parks, 1);
             sleeper.sleep();
         }
         // ORDERING: Relaxed: a hint for dispatchers.
@@ -178,7 +381,7 @@ impl Worker {
     /// Joins `job` from this worker: runs it inline if it has not started, else runs other
     /// tasks until it is finished.
     pub(crate) fn join(&self, job: &dyn Job) {
-        if job.run() || job.is_ready() {
+        if self.run_recorded(job) || job.is_ready() {
             return;
         }
         let registered = job.register_waiter();
@@ -213,5 +416,17 @@ impl fmt::Debug for Worker {
     }
 }
 
-/// Counts a failed attempt that is about to be retried, for the running task's operation.
-pub(crate) fn note_retried_attempt() {}
+/// Counts a failed attempt that is about to be retried, for the running task's operation
+/// (when the calling thread is a worker running a task).
+pub(crate) fn note_retried_attempt() {
+    let current = CURRENT.with(|c| c.get());
+    if let Some((_, w)) = current {
+        // SAFETY: see `current_worker`.
+        let w = unsafe { &*w };
+        if let Some(entry) = w.shared.ops.by_index(w.running_op.get()) {
+            let stripe = w.stripe();
+            stripe.add(&entry.counters.stripe(stripe).retried, 1);
+            w.check_auto_block(entry);
+        }
+    }
+}

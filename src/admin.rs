@@ -1,0 +1,144 @@
+//! Admin controls of a [`Runtime`], after the Python original's coordinator: pause and resume
+//! admission (all of it or one operation's), drain or kill an operation's waiting tasks, kill
+//! one task, lift an auto-block.
+//!
+//! None of this adds a lock to the submit path while nothing is paused: submitters read one
+//! flag of the runtime and one of the operation; only a paused submission takes the admin lock
+//! (to be held back).
+
+use std::time::Duration;
+
+use crate::ops::{self, OpEntry};
+use crate::runtime::Runtime;
+use crate::sync::Ordering;
+use crate::task::TaskId;
+use crate::worker;
+
+impl Runtime {
+    /// Pauses admission: tasks submitted from now on are admitted (they take a token, and
+    /// `submit` returns their handle) but held back, not run, until [`resume`](Self::resume).
+    /// Running and already queued tasks go on. Nothing is lost: a shutdown releases what is
+    /// held (graceful: it runs; `shutdown_now`: it is killed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::{Runtime, TokenState};
+    ///
+    /// let rt = Runtime::builder().workers(1).pin(false).build()?;
+    /// rt.pause();
+    /// let h = rt.spawn(|| 7);
+    /// std::thread::sleep(std::time::Duration::from_millis(20));
+    /// assert_eq!(h.state(), TokenState::Admitted); // held, not run
+    /// rt.resume();
+    /// assert_eq!(h.join(), Ok(7));
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    pub fn pause(&self) {
+        self.shared().set_paused(true);
+    }
+
+    /// Resumes admission: every task held by [`pause`](Self::pause) is dispatched (unless
+    /// its operation is paused on its own).
+    pub fn resume(&self) {
+        self.shared().set_paused(false);
+    }
+
+    /// Whether admission is paused.
+    pub fn is_paused(&self) -> bool {
+        self.shared().is_paused()
+    }
+
+    /// Pauses admission of the operation `name` only: its new tasks are held until
+    /// [`resume_operation`](Self::resume_operation). Other operations run on.
+    pub fn pause_operation(&self, name: &str) {
+        let shared = self.shared();
+        shared.set_operation_paused(shared.ops.entry_by_name(name), true);
+    }
+
+    /// Resumes admission of the operation `name`, dispatching its held tasks.
+    pub fn resume_operation(&self, name: &str) {
+        let shared = self.shared();
+        if let Some(entry) = shared.ops.find(name) {
+            shared.set_operation_paused(entry, false);
+        }
+    }
+
+    /// Kills every task of the operation `name` that waits (held by a pause, queued in a
+    /// mailbox, or waiting for its concurrency limit): each resolves
+    /// [`TaskError::Killed`](crate::TaskError::Killed) without running. Running tasks finish.
+    /// Tasks submitted after the call are not affected. Returns at once: held tasks are
+    /// resolved before it returns, queued ones as soon as a worker reaches them (without
+    /// running them, so that is quick).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::{Operation, Runtime, TaskError};
+    ///
+    /// const EXPORT: Operation = Operation::new("export");
+    /// let rt = Runtime::builder().workers(1).pin(false).build()?;
+    /// rt.pause();
+    /// let hs: Vec<_> = (0..5).map(|i| rt.submit(&EXPORT, move || i)).collect();
+    /// rt.kill_operation("export");
+    /// rt.resume();
+    /// assert!(hs.into_iter().all(|h| h.join() == Err(TaskError::Killed)));
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    pub fn kill_operation(&self, name: &str) {
+        let shared = self.shared();
+        let Some(entry) = shared.ops.find(name) else {
+            return;
+        };
+        // ORDERING: Relaxed: see `OpEntry::epoch`.
+        entry.epoch.fetch_add(1, Ordering::Relaxed);
+        let index = entry.index;
+        shared.kill_held(|job| job.meta().op == index);
+    }
+
+    /// Drains the operation `name`: holds its new submissions for the while, kills its
+    /// waiting tasks (as [`kill_operation`](Self::kill_operation)), waits until its running
+    /// tasks have finished, then lets its admission go on (unless it was paused before).
+    ///
+    /// Called from a task on one of this runtime's workers it does not wait (a worker cannot
+    /// wait for the tasks it may have to reach itself).
+    pub fn drain_operation(&self, name: &str) {
+        let shared = self.shared();
+        let entry = shared.ops.entry_by_name(name);
+        let was_paused = entry.is_paused();
+        shared.set_operation_paused(entry, true);
+        self.kill_operation(name);
+        if !worker::is_worker_of(shared.id()) {
+            wait_until_idle(entry);
+        }
+        if !was_paused {
+            shared.set_operation_paused(entry, false);
+        }
+    }
+
+    /// Kills the task `id` if it has not started: it resolves
+    /// [`TaskError::Killed`](crate::TaskError::Killed) without running (at once if it is
+    /// held by a pause, else as soon as a worker reaches it). A running or finished task is
+    /// not affected; nor is an id of another runtime. (A task's own handle has
+    /// [`cancel`](crate::TaskHandle::cancel), which also says whether it worked.)
+    pub fn kill(&self, id: TaskId) {
+        self.shared().request_kill(id);
+    }
+
+    /// Lifts the block of the operation `name` (see
+    /// [`Builder::auto_block`](crate::Builder::auto_block)); its failure rate counts afresh.
+    pub fn unblock_operation(&self, name: &str) {
+        if let Some(entry) = self.shared().ops.find(name) {
+            ops::unblock(entry);
+        }
+    }
+}
+
+/// Waits until no task of `entry` is admitted and unresolved, except those held by its pause.
+fn wait_until_idle(entry: &OpEntry) {
+    let mut nap = Duration::from_micros(50);
+    while ops::in_flight(entry) > ops::held(entry) {
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(5));
+    }
+}

@@ -1,0 +1,382 @@
+//! The operation table: per operation name, the state a runtime keeps (counters, pause and
+//! block flags, the kill epoch, the concurrency limiter). Looked up on every submission, so
+//! lookup is lock-free: an open-addressing table of atomic pointers, filled by CAS the first
+//! time a name is seen, never shrunk until the runtime is dropped.
+
+use crossbeam_utils::CachePadded;
+use std::fmt;
+use std::ptr;
+
+use crate::counters::StripedOpCounters;
+use crate::operation::{Operation, Weight};
+use crate::queue::ArrayQueue;
+use crate::ring::Token;
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Mutex, Ordering};
+
+/// Distinct operation names a runtime tracks separately; later names share the entry
+/// [`OVERFLOW_NAME`].
+pub(crate) const MAX_OPERATIONS: usize = 1024;
+/// Slots of the table: twice the entries, so probes stay short.
+const SLOTS: usize = 2 * MAX_OPERATIONS;
+/// The entry shared by operations beyond [`MAX_OPERATIONS`].
+pub(crate) const OVERFLOW_NAME: &str = "(other operations)";
+
+/// At most `limit` tasks of an operation running at once.
+///
+/// `demand` counts tasks running or waiting for a permit. A task that raises it from below
+/// `limit` runs; any other waits in `waiting`. A finishing task lowers it; if it was above
+/// `limit`, a waiter exists (or is about to be pushed) and the finisher hands it its permit.
+pub(crate) struct Limiter {
+    pub(crate) limit: usize,
+    demand: CachePadded<AtomicUsize>,
+    waiting: ArrayQueue<Token>,
+}
+
+impl Limiter {
+    fn new(limit: usize, capacity: usize) -> Self {
+        Self {
+            limit,
+            demand: CachePadded::new(AtomicUsize::new(0)),
+            waiting: ArrayQueue::new(capacity),
+        }
+    }
+
+    /// Takes a permit, or parks `token` among the waiters and returns `None`.
+    pub(crate) fn acquire(&self, token: Token) -> Option<Token> {
+        // ORDERING: AcqRel: pairs with `release`, so a task that gets a permit sees the
+        // effects of the task whose permit it took (the limit is a resource guard).
+        if self.demand.fetch_add(1, Ordering::AcqRel) < self.limit {
+            return Some(token);
+        }
+        if self.waiting.push(token).is_err() {
+            unreachable!("the waiting queue holds every token of the ring");
+        }
+        None
+    }
+
+    /// Gives a permit back; returns the waiting token that now holds it, if any.
+    pub(crate) fn release(&self) -> Option<Token> {
+        // ORDERING: AcqRel, see `acquire`.
+        if self.demand.fetch_sub(1, Ordering::AcqRel) <= self.limit {
+            return None;
+        }
+        // A waiter raised `demand` before us and pushes its token right after: wait for it.
+        let mut backoff = crate::sync::Backoff::new();
+        loop {
+            if let Some(token) = self.waiting.pop() {
+                return Some(token);
+            }
+            if !backoff.snooze() {
+                crate::sync::thread::yield_now();
+            }
+        }
+    }
+
+    /// Tasks running or waiting for a permit.
+    pub(crate) fn demand(&self) -> usize {
+        // ORDERING: Relaxed: a report.
+        self.demand.load(Ordering::Relaxed)
+    }
+}
+
+impl fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limiter")
+            .field("limit", &self.limit)
+            .field("demand", &self.demand())
+            .finish()
+    }
+}
+
+/// What a runtime keeps per operation name.
+pub(crate) struct OpEntry {
+    pub(crate) name: &'static str,
+    pub(crate) index: u32,
+    /// The weight of the first submission of this name (for reports).
+    pub(crate) weight: Weight,
+    /// Admission of this operation is paused (`pause_operation`).
+    pub(crate) paused: AtomicBool,
+    /// Auto-blocked (or blocked by hand): submissions are refused.
+    pub(crate) blocked: AtomicBool,
+    /// Tasks of this operation held back by a pause.
+    pub(crate) held: AtomicUsize,
+    /// Bumped by `drain_operation`/`kill_operation`: tasks admitted under an older epoch are
+    /// killed instead of run.
+    pub(crate) epoch: AtomicU32,
+    /// Attempts and failures at the last `unblock_operation` (auto-block counts from there).
+    pub(crate) block_base: [crate::sync::StatCounter; 2],
+    pub(crate) limiter: Option<Limiter>,
+    pub(crate) counters: StripedOpCounters,
+}
+
+impl OpEntry {
+    fn new(op: &Operation, index: u32, workers: usize, capacity: usize) -> Self {
+        Self {
+            name: op.name(),
+            index,
+            weight: op.get_weight(),
+            paused: AtomicBool::new(false),
+            blocked: AtomicBool::new(false),
+            held: AtomicUsize::new(0),
+            epoch: AtomicU32::new(0),
+            block_base: Default::default(),
+            limiter: op
+                .get_concurrency_limit()
+                .map(|l| Limiter::new(l as usize, capacity)),
+            counters: StripedOpCounters::new(workers),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_paused(&self) -> bool {
+        // ORDERING: Relaxed: admission re-checks under the admin lock before holding a task.
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn is_blocked(&self) -> bool {
+        // ORDERING: Relaxed: a policy flag; a submission racing the block may be admitted.
+        self.blocked.load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn epoch(&self) -> u32 {
+        // ORDERING: Relaxed: a task admitted while a drain happens may be killed or run; the
+        // drain promises only tasks admitted before it began.
+        self.epoch.load(Ordering::Relaxed)
+    }
+}
+
+impl fmt::Debug for OpEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpEntry")
+            .field("name", &self.name)
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+/// The table. Entries are boxed and never move or go away before the table does, so
+/// `&OpEntry` borrows of the table are stable.
+pub(crate) struct OpTable {
+    slots: Box<[AtomicPtr<OpEntry>]>,
+    /// Slot of each entry by index, for lookups by index (history, task metadata).
+    by_index: Box<[AtomicPtr<OpEntry>]>,
+    count: AtomicUsize,
+    insert_lock: Mutex<()>,
+    workers: usize,
+    capacity: usize,
+}
+
+// SAFETY: entries are only shared as `&OpEntry` (all their fields are Sync) and freed in Drop,
+// when nobody borrows the table.
+unsafe impl Sync for OpTable {}
+// SAFETY: as above; the table owns its entries.
+unsafe impl Send for OpTable {}
+
+fn hash(name: &str) -> usize {
+    // FNV-1a: short names, no need for DoS resistance (names are `&'static str` of the program).
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as usize
+}
+
+impl OpTable {
+    pub(crate) fn new(workers: usize, capacity: usize) -> Self {
+        let null = || AtomicPtr::new(ptr::null_mut());
+        Self {
+            slots: (0..SLOTS).map(|_| null()).collect(),
+            by_index: (0..=MAX_OPERATIONS).map(|_| null()).collect(),
+            count: AtomicUsize::new(0),
+            insert_lock: Mutex::new(()),
+            workers,
+            capacity,
+        }
+    }
+
+    /// The entry of `op`'s name, created on first sight.
+    #[inline]
+    pub(crate) fn entry(&self, op: &Operation) -> &OpEntry {
+        let name = op.name();
+        let mut i = hash(name) % SLOTS;
+        loop {
+            // ORDERING: Acquire pairs with the Release of the CAS that published the entry.
+            let p = self.slots[i].load(Ordering::Acquire);
+            if p.is_null() {
+                return self.insert(op);
+            }
+            // SAFETY: published entries live as long as the table.
+            let e = unsafe { &*p };
+            if e.name == name {
+                return e;
+            }
+            i = (i + 1) % SLOTS;
+        }
+    }
+
+    /// The entry with `name`, if any task of it was ever submitted.
+    pub(crate) fn find(&self, name: &str) -> Option<&OpEntry> {
+        self.iter().find(|e| e.name == name)
+    }
+
+    /// The entry with `name`, created if it was never seen (its name is then copied and kept
+    /// for the runtime's life).
+    pub(crate) fn entry_by_name(&self, name: &str) -> &OpEntry {
+        match self.find(name) {
+            Some(e) => e,
+            None => self.entry(&Operation::new(Box::leak(name.to_owned().into_boxed_str()))),
+        }
+    }
+
+    /// The entry with index `index`.
+    pub(crate) fn by_index(&self, index: u32) -> Option<&OpEntry> {
+        let p = self
+            .by_index
+            .get(index as usize)?
+            // ORDERING: Acquire pairs with the Release store in `insert`.
+            .load(Ordering::Acquire);
+        // SAFETY: published entries live as long as the table.
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    /// Every entry, in creation order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &OpEntry> {
+        (0..=MAX_OPERATIONS as u32).map_while(|i| self.by_index(i))
+    }
+
+    /// Creates the entry of `op` (the slow path of a name's first submission: it takes the
+    /// table's insert lock, so that indices are handed out densely; lookups never lock).
+    #[cold]
+    fn insert(&self, op: &Operation) -> &OpEntry {
+        let _guard = self.insert_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let name = op.name();
+        let mut i = hash(name) % SLOTS;
+        loop {
+            // ORDERING: Acquire, as in `entry`; inserts are serialised by the lock.
+            let p = self.slots[i].load(Ordering::Acquire);
+            if p.is_null() {
+                break;
+            }
+            // SAFETY: published entries live as long as the table.
+            let e = unsafe { &*p };
+            if e.name == name {
+                return e;
+            }
+            i = (i + 1) % SLOTS;
+        }
+        // ORDERING: Relaxed: written under the lock only.
+        let index = self.count.load(Ordering::Relaxed);
+        if index >= MAX_OPERATIONS {
+            return self.overflow();
+        }
+        // ORDERING: Relaxed, as above.
+        self.count.store(index + 1, Ordering::Relaxed);
+        let entry = Box::into_raw(Box::new(OpEntry::new(
+            op,
+            index as u32,
+            self.workers,
+            self.capacity,
+        )));
+        // ORDERING: Release publishes the entry to `by_index` readers, then to lookups.
+        self.by_index[index].store(entry, Ordering::Release);
+        // ORDERING: Release, as above.
+        self.slots[i].store(entry, Ordering::Release);
+        // SAFETY: just published; lives as long as the table.
+        unsafe { &*entry }
+    }
+
+    #[cold]
+    fn overflow(&self) -> &OpEntry {
+        // The overflow entry lives at index MAX_OPERATIONS, created once.
+        let slot = &self.by_index[MAX_OPERATIONS];
+        // ORDERING: Acquire pairs with the Release of the CAS below.
+        let p = slot.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: published entries live as long as the table.
+            return unsafe { &*p };
+        }
+        let entry = Box::into_raw(Box::new(OpEntry::new(
+            &Operation::new(OVERFLOW_NAME),
+            MAX_OPERATIONS as u32,
+            self.workers,
+            self.capacity,
+        )));
+        // ORDERING: AcqRel: publish ours, or read the winner's.
+        match slot.compare_exchange(ptr::null_mut(), entry, Ordering::AcqRel, Ordering::Acquire) {
+            // SAFETY: published; lives as long as the table.
+            Ok(_) => unsafe { &*entry },
+            Err(winner) => {
+                // SAFETY: never published; we own it.
+                drop(unsafe { Box::from_raw(entry) });
+                // SAFETY: published by the winner; lives as long as the table.
+                unsafe { &*winner }
+            }
+        }
+    }
+}
+
+impl Drop for OpTable {
+    fn drop(&mut self) {
+        for p in self.by_index.iter() {
+            // ORDERING: Relaxed: `&mut self`, no concurrent access.
+            let p = p.load(Ordering::Relaxed);
+            if !p.is_null() {
+                // SAFETY: `&mut self`: nobody borrows an entry; each was boxed once and is
+                // listed once in `by_index`.
+                drop(unsafe { Box::from_raw(p) });
+            }
+        }
+    }
+}
+
+impl fmt::Debug for OpTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter().map(|e| e.name)).finish()
+    }
+}
+
+/// Blocks `entry` if it failed more than 90 % of at least 10 attempts since it was last
+/// unblocked (the Python original's auto-block rule).
+pub(crate) fn check_auto_block(entry: &OpEntry) {
+    let c = &entry.counters;
+    let failures = c.sum(|s| &s.failed) + c.sum(|s| &s.retried);
+    let attempts = failures + c.sum(|s| &s.completed);
+    let attempts = attempts.saturating_sub(crate::counters::read(&entry.block_base[0]));
+    let failures = failures.saturating_sub(crate::counters::read(&entry.block_base[1]));
+    if attempts >= 10 && failures * 10 > attempts * 9 {
+        // ORDERING: Relaxed: a policy flag (see `is_blocked`).
+        entry.blocked.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Lifts a block; auto-block counts attempts from here on.
+pub(crate) fn unblock(entry: &OpEntry) {
+    let c = &entry.counters;
+    let failures = c.sum(|s| &s.failed) + c.sum(|s| &s.retried);
+    let attempts = failures + c.sum(|s| &s.completed);
+    // ORDERING: Relaxed: statistics.
+    entry.block_base[0].store(attempts, Ordering::Relaxed);
+    // ORDERING: Relaxed: statistics.
+    entry.block_base[1].store(failures, Ordering::Relaxed);
+    // ORDERING: Relaxed: a policy flag (see `is_blocked`).
+    entry.blocked.store(false, Ordering::Relaxed);
+}
+
+/// Tasks of `entry` admitted and not yet resolved.
+pub(crate) fn in_flight(entry: &OpEntry) -> u64 {
+    let c = &entry.counters;
+    let resolved = c.sum(|s| &s.completed)
+        + c.sum(|s| &s.failed)
+        + c.sum(|s| &s.killed)
+        + c.sum(|s| &s.timed_out);
+    c.sum(|s| &s.submitted).saturating_sub(resolved)
+}
+
+/// Tasks of `entry` held back by a pause.
+pub(crate) fn held(entry: &OpEntry) -> u64 {
+    // ORDERING: Relaxed: a report, maintained under the admin lock.
+    entry.held.load(Ordering::Relaxed) as u64
+}

@@ -1,0 +1,441 @@
+//! Snapshots of a runtime's metrics: [`Stats`] (per worker and per operation), the
+//! reputation of operations ([`Health`]) and histograms of queue wait and run time.
+//!
+//! A snapshot sums counters that workers keep in their own cache lines; it is not atomic
+//! across counters (a task finishing while the snapshot is taken may be counted in one counter
+//! and not yet in another), but every counter only grows.
+
+use std::time::Duration;
+
+use crate::counters::{BUCKETS, BUCKET_BOUNDS_NS};
+use crate::operation::Weight;
+
+/// A histogram of durations with log-scale buckets (upper bounds 1 µs, 4 µs, 16 µs, … ×4 …
+/// ~16.8 s, then +∞).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct Histogram {
+    /// Count per bucket (not cumulative); `counts[i]` holds durations ≤ `bounds_ns()[i]` and
+    /// above the bound before; the last holds the rest.
+    pub counts: Vec<u64>,
+    /// Sum of all recorded durations.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "sum_ns", serialize_with = "crate::history::ser::nanos")
+    )]
+    pub sum: Duration,
+}
+
+impl Histogram {
+    pub(crate) fn from_raw(counts: [u64; BUCKETS], sum_ns: u64) -> Self {
+        Self {
+            counts: counts.to_vec(),
+            sum: Duration::from_nanos(sum_ns),
+        }
+    }
+
+    /// The buckets' upper bounds in nanoseconds (the last bucket, +∞, has none).
+    pub fn bounds_ns() -> &'static [u64] {
+        &BUCKET_BOUNDS_NS
+    }
+
+    /// How many durations were recorded.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The mean duration, if any was recorded.
+    pub fn mean(&self) -> Option<Duration> {
+        let n = self.count();
+        (n != 0).then(|| self.sum / n.min(u32::MAX as u64) as u32)
+    }
+
+    /// An upper estimate of quantile `q` (0.0 ..= 1.0): the upper bound of the bucket that
+    /// holds it (`None` if empty or if it falls in the +∞ bucket).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::Histogram;
+    /// let mut h = Histogram { counts: vec![0; Histogram::bounds_ns().len() + 1], ..Default::default() };
+    /// h.counts[0] = 90; // ≤ 1 µs
+    /// h.counts[2] = 10; // ≤ 16 µs
+    /// assert_eq!(h.quantile(0.5), Some(std::time::Duration::from_micros(1)));
+    /// assert_eq!(h.quantile(0.95), Some(std::time::Duration::from_micros(16)));
+    /// ```
+    pub fn quantile(&self, q: f64) -> Option<Duration> {
+        let n = self.count();
+        if n == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * n as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return BUCKET_BOUNDS_NS.get(i).map(|&b| Duration::from_nanos(b));
+            }
+        }
+        None
+    }
+}
+
+/// The health class of an operation, from its success rate (the Python original's
+/// GuardHouse classes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub enum Health {
+    /// Fewer than 5 attempts: not enough to judge.
+    Unknown,
+    /// At least 95 % of attempts succeeded.
+    Excellent,
+    /// At least 80 %.
+    Healthy,
+    /// At least 50 %.
+    AtRisk,
+    /// Below 50 %.
+    Problematic,
+}
+
+impl Health {
+    /// The class of `successes` out of `attempts`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::Health;
+    /// assert_eq!(Health::of(4, 4), Health::Unknown);
+    /// assert_eq!(Health::of(19, 20), Health::Excellent);
+    /// assert_eq!(Health::of(16, 20), Health::Healthy);
+    /// assert_eq!(Health::of(10, 20), Health::AtRisk);
+    /// assert_eq!(Health::of(9, 20), Health::Problematic);
+    /// ```
+    pub fn of(successes: u64, attempts: u64) -> Health {
+        if attempts < 5 {
+            return Health::Unknown;
+        }
+        // Integer comparisons: s/a ≥ p/100 ⇔ 100·s ≥ p·a.
+        let s = successes as u128 * 100;
+        let a = attempts as u128;
+        if s >= 95 * a {
+            Health::Excellent
+        } else if s >= 80 * a {
+            Health::Healthy
+        } else if s >= 50 * a {
+            Health::AtRisk
+        } else {
+            Health::Problematic
+        }
+    }
+}
+
+/// One operation's counters and reputation.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct OperationStats {
+    /// The operation's name.
+    pub name: &'static str,
+    /// The weight of its first submission.
+    pub weight: Weight,
+    /// Tasks admitted (refused submissions are not counted here).
+    pub submitted: u64,
+    /// Tasks that ran and returned.
+    pub completed: u64,
+    /// Tasks that ran and panicked (after their retries).
+    pub failed: u64,
+    /// Tasks killed before they ran (cancel, kill, drain, `shutdown_now`, or dropped from the
+    /// queue because the operation got blocked).
+    pub killed: u64,
+    /// Tasks that did not start before their deadline.
+    pub timed_out: u64,
+    /// Submissions refused because the operation was blocked (not counted in `submitted`).
+    pub blocked: u64,
+    /// Panicking attempts that were run again (`retries`).
+    pub retried: u64,
+    /// Whether admission of this operation is paused.
+    pub paused: bool,
+    /// Whether the operation is blocked (auto-block).
+    pub is_blocked: bool,
+    /// Its concurrency limit, if any.
+    pub concurrency_limit: Option<u32>,
+    /// Run time of the tasks that ran.
+    pub run_time: Histogram,
+    /// Time from submission to start (or to being dropped unrun).
+    pub queue_wait: Histogram,
+}
+
+impl OperationStats {
+    /// Runs of its tasks: completed + failed + retried attempts.
+    pub fn attempts(&self) -> u64 {
+        self.completed + self.failed + self.retried
+    }
+
+    /// Runs that returned.
+    pub fn successes(&self) -> u64 {
+        self.completed
+    }
+
+    /// Runs that panicked (retried or not).
+    pub fn failures(&self) -> u64 {
+        self.failed + self.retried
+    }
+
+    /// Successes over attempts, if any attempt was made.
+    pub fn success_rate(&self) -> Option<f64> {
+        let a = self.attempts();
+        (a != 0).then(|| self.successes() as f64 / a as f64)
+    }
+
+    /// The health class of the success rate.
+    pub fn health(&self) -> Health {
+        Health::of(self.successes(), self.attempts())
+    }
+
+    /// Tasks admitted and not yet resolved (waiting or running).
+    pub fn in_flight(&self) -> u64 {
+        self.submitted
+            .saturating_sub(self.completed + self.failed + self.killed + self.timed_out)
+    }
+}
+
+/// One worker's counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct WorkerStats {
+    /// The worker's index.
+    pub index: usize,
+    /// Tasks it ran (including tasks stolen from other workers and tasks run inline by a join).
+    pub tasks_run: u64,
+    /// Tasks it took from other workers' mailboxes.
+    pub tasks_stolen: u64,
+    /// Times it parked (slept) for lack of work.
+    pub parks: u64,
+    /// Time spent running tasks.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "busy_ns", serialize_with = "crate::history::ser::nanos")
+    )]
+    pub busy: Duration,
+    /// Time alive and not running tasks.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "idle_ns", serialize_with = "crate::history::ser::nanos")
+    )]
+    pub idle: Duration,
+    /// Tasks queued in its mailbox, per lane (Light, Medium, Heavy).
+    pub lane_depth: [usize; 3],
+    /// Tasks queued for it alone (sticky and broadcast tasks).
+    pub pinned_depth: usize,
+    /// Whether it is running a task right now.
+    pub busy_now: bool,
+}
+
+impl WorkerStats {
+    /// Busy time over lifetime, 0.0 ..= 1.0.
+    pub fn utilization(&self) -> f64 {
+        let total = (self.busy + self.idle).as_secs_f64();
+        if total == 0.0 {
+            0.0
+        } else {
+            self.busy.as_secs_f64() / total
+        }
+    }
+}
+
+/// A snapshot of a runtime's metrics ([`Runtime::stats`](crate::Runtime::stats)).
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct Stats {
+    /// Time since the runtime was built.
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "uptime_ns", serialize_with = "crate::history::ser::nanos")
+    )]
+    pub uptime: Duration,
+    /// Tokens in the ring.
+    pub capacity: usize,
+    /// Tokens out: tasks admitted and not finished.
+    pub tokens_in_use: usize,
+    /// Whether admission is paused ([`Runtime::pause`](crate::Runtime::pause)).
+    pub paused: bool,
+    /// Tasks held by a pause, waiting for `resume`.
+    pub held: usize,
+    /// Whether timings (histograms, busy time, history) are recorded
+    /// ([`Builder::metrics`](crate::Builder::metrics)).
+    pub timings: bool,
+    /// Per worker, in worker order.
+    pub workers: Vec<WorkerStats>,
+    /// Per operation, in order of first submission.
+    pub operations: Vec<OperationStats>,
+}
+
+impl Stats {
+    /// The operation named `name`, if it was ever submitted.
+    pub fn operation(&self, name: &str) -> Option<&OperationStats> {
+        self.operations.iter().find(|o| o.name == name)
+    }
+
+    /// Tasks run by all workers.
+    pub fn tasks_run(&self) -> u64 {
+        self.workers.iter().map(|w| w.tasks_run).sum()
+    }
+}
+
+// ---- taking a snapshot ---------------------------------------------------------------------
+
+use crate::counters::read;
+use crate::history::ExecutionRecord;
+use crate::ops::OpEntry;
+use crate::runtime::Runtime;
+use crate::shared::Shared;
+use crate::task::TaskId;
+
+fn operation_stats(entry: &OpEntry) -> OperationStats {
+    let c = &entry.counters;
+    let mut run = ([0u64; BUCKETS], 0u64);
+    let mut wait = ([0u64; BUCKETS], 0u64);
+    for s in c.stripes() {
+        s.run_time.read_into(&mut run.0, &mut run.1);
+        s.queue_wait.read_into(&mut wait.0, &mut wait.1);
+    }
+    OperationStats {
+        name: entry.name,
+        weight: entry.weight,
+        submitted: c.sum(|s| &s.submitted),
+        completed: c.sum(|s| &s.completed),
+        failed: c.sum(|s| &s.failed),
+        killed: c.sum(|s| &s.killed),
+        timed_out: c.sum(|s| &s.timed_out),
+        blocked: c.sum(|s| &s.blocked),
+        retried: c.sum(|s| &s.retried),
+        paused: entry.is_paused(),
+        is_blocked: entry.is_blocked(),
+        concurrency_limit: entry.limiter.as_ref().map(|l| l.limit as u32),
+        run_time: Histogram::from_raw(run.0, run.1),
+        queue_wait: Histogram::from_raw(wait.0, wait.1),
+    }
+}
+
+fn stats(shared: &Shared) -> Stats {
+    let uptime = Duration::from_nanos(shared.clock.now_ns());
+    let workers = shared
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(index, w)| {
+            let busy = Duration::from_nanos(read(&w.counters.busy_ns));
+            WorkerStats {
+                index,
+                tasks_run: read(&w.counters.tasks_run),
+                tasks_stolen: read(&w.counters.tasks_stolen),
+                parks: read(&w.counters.parks),
+                busy,
+                idle: uptime.saturating_sub(busy),
+                lane_depth: Weight::ALL.map(|l| w.mailbox.len(l)),
+                pinned_depth: w.pinned.len(),
+                busy_now: w.sleeper.is_busy(),
+            }
+        })
+        .collect();
+    Stats {
+        uptime,
+        capacity: shared.ring.capacity(),
+        tokens_in_use: shared.ring.capacity() - shared.ring.available(),
+        paused: shared.is_paused(),
+        held: shared.held_len(),
+        timings: shared.settings.timings,
+        workers,
+        operations: shared.ops.iter().map(operation_stats).collect(),
+    }
+}
+
+impl Runtime {
+    /// A snapshot of the runtime's metrics: per worker and per operation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::{Health, Operation, Runtime};
+    ///
+    /// const JOB: Operation = Operation::new("job");
+    /// let rt = Runtime::builder().workers(2).pin(false).build()?;
+    /// # std::panic::set_hook(Box::new(|_| {}));
+    /// let hs: Vec<_> = (0..100)
+    ///     .map(|i| rt.submit(&JOB, move || if i % 10 == 0 { panic!("bad") } else { i }))
+    ///     .collect();
+    /// hs.into_iter().for_each(|h| { let _ = h.join(); });
+    /// let job = rt.stats().operation("job").cloned().unwrap();
+    /// assert_eq!((job.submitted, job.completed, job.failed), (100, 90, 10));
+    /// assert_eq!(job.health(), Health::Healthy);
+    /// assert_eq!(job.run_time.count(), 100);
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    pub fn stats(&self) -> Stats {
+        stats(self.shared())
+    }
+
+    /// The counters and reputation of the operation `name`, if any task of it was submitted.
+    pub fn operation_stats(&self, name: &str) -> Option<OperationStats> {
+        self.shared().ops.find(name).map(operation_stats)
+    }
+
+    /// The last `n` (at most [`Builder::history`](crate::Builder::history)) tasks that
+    /// finished on the workers, newest first: what ran, where, how it ended, how long it
+    /// waited and ran. Empty when timings are off ([`Builder::metrics`](crate::Builder::metrics)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::{Runtime, TokenState};
+    ///
+    /// let rt = Runtime::builder().workers(1).pin(false).build()?;
+    /// let id = rt.spawn(|| 1).id();
+    /// let last = rt.spawn(|| 2);
+    /// let last_id = last.id();
+    /// last.join().unwrap();
+    /// let recent = rt.recent(2);
+    /// assert_eq!(recent[0].id, last_id);
+    /// assert_eq!(recent[1].id, id);
+    /// assert_eq!(recent[0].outcome, TokenState::Completed);
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    pub fn recent(&self, n: usize) -> Vec<ExecutionRecord> {
+        let shared = self.shared();
+        let mut raw = Vec::new();
+        for (worker, w) in shared.workers.iter().enumerate() {
+            let from = raw.len();
+            w.history.read(&mut raw);
+            raw[from..].iter_mut().for_each(|r| r.op_worker(worker));
+        }
+        raw.sort_by(|a, b| b.finished_ns.cmp(&a.finished_ns).then(b.id.cmp(&a.id)));
+        raw.truncate(n.min(shared.settings.history_len));
+        raw.into_iter()
+            .map(|r| ExecutionRecord {
+                id: TaskId::from_u64(r.id),
+                operation: shared.ops.by_index(r.op).map_or("?", |e| e.name),
+                worker: r.worker,
+                outcome: r.outcome,
+                queue_wait: Duration::from_nanos(r.wait_ns),
+                run_time: Duration::from_nanos(r.run_ns),
+                finished: Duration::from_nanos(r.finished_ns),
+            })
+            .collect()
+    }
+
+    /// [`recent`](Self::recent) as a JSON array (durations in nanoseconds), like the Python
+    /// original's `dump_execution_history`.
+    #[cfg(feature = "serde")]
+    pub fn history_json(&self, n: usize) -> String {
+        serde_json::to_string_pretty(&self.recent(n))
+            .unwrap_or_else(|e| unreachable!("execution records always serialise: {e}"))
+    }
+}
+
+#[cfg(feature = "serde")]
+impl Stats {
+    /// The snapshot as JSON (durations in nanoseconds).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| unreachable!("stats always serialise: {e}"))
+    }
+}
