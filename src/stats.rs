@@ -136,6 +136,10 @@ pub struct OperationStats {
     /// The operation's name.
     pub name: &'static str,
     /// The weight of its first submission.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::history::ser::display")
+    )]
     pub weight: Weight,
     /// Tasks admitted (refused submissions are not counted here).
     pub submitted: u64,
