@@ -15,7 +15,11 @@ use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Mutex, Ordering
 
 /// Distinct operation names a runtime tracks separately; later names share the entry
 /// [`OVERFLOW_NAME`].
+#[cfg(not(loom))]
 pub(crate) const MAX_OPERATIONS: usize = 1024;
+/// Small under loom: every slot is a modelled atomic.
+#[cfg(loom)]
+pub(crate) const MAX_OPERATIONS: usize = 4;
 /// Slots of the table: twice the entries, so probes stay short.
 const SLOTS: usize = 2 * MAX_OPERATIONS;
 /// The entry shared by operations beyond [`MAX_OPERATIONS`].
