@@ -107,6 +107,7 @@ pub fn current_worker() -> Option<usize> {
 /// its memory-ordering contract; each is model-checked with loom in `loom-tests/`.
 pub mod primitives {
     pub use crate::mailbox::{LanePicker, Mailbox, STARVATION_LIMIT};
+    pub use crate::ops::Limiter;
     pub use crate::queue::ArrayQueue;
     pub use crate::ring::{Token, TokenRing};
     pub use crate::sleep::Sleeper;

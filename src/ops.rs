@@ -25,19 +25,52 @@ const SLOTS: usize = 2 * MAX_OPERATIONS;
 /// The entry shared by operations beyond [`MAX_OPERATIONS`].
 pub(crate) const OVERFLOW_NAME: &str = "(other operations)";
 
-/// At most `limit` tasks of an operation running at once.
+/// A concurrency limiter that never blocks a thread: at most `limit` tokens hold a permit at
+/// once; the others wait *in the limiter* (not on a thread) until a permit is handed to them.
+/// What `Operation::concurrency_limit` uses.
 ///
-/// `demand` counts tasks running or waiting for a permit. A task that raises it from below
-/// `limit` runs; any other waits in `waiting`. A finishing task lowers it; if it was above
-/// `limit`, a waiter exists (or is about to be pushed) and the finisher hands it its permit.
-pub(crate) struct Limiter {
+/// ## Protocol and ordering contract
+///
+/// `demand` counts tokens holding or waiting for a permit. [`acquire`](Self::acquire) raises it
+/// (`AcqRel`); a token that raised it from below `limit` holds a permit, any other is pushed
+/// onto the waiting queue. [`release`](Self::release) lowers it (`AcqRel`); if it was above
+/// `limit`, some token raised it without a permit and is pushed (or about to be): the releaser
+/// pops it (waiting the few instructions until it is there) and hands it its permit. So no
+/// waiter is stranded, and the number of permits held never exceeds `limit`. Everything a
+/// permit holder did before `release` happens before the next holder of that permit starts
+/// (the hand-over goes through the waiting queue's Release/Acquire).
+///
+/// Model-checked in `loom-tests/tests/limiter.rs`.
+///
+/// # Examples
+///
+/// ```
+/// use tokengate::primitives::{Limiter, TokenRing};
+///
+/// let ring = TokenRing::new(4);
+/// let limiter = Limiter::new(1, 4);
+/// let a = limiter.acquire(ring.try_take().unwrap()).expect("first gets the permit");
+/// assert!(limiter.acquire(ring.try_take().unwrap()).is_none()); // waits in the limiter
+/// let b = limiter.release().expect("the permit goes to the waiter");
+/// assert!(limiter.release().is_none());
+/// ring.give_back(a);
+/// ring.give_back(b);
+/// ```
+pub struct Limiter {
     pub(crate) limit: usize,
     demand: CachePadded<AtomicUsize>,
     waiting: ArrayQueue<Token>,
 }
 
 impl Limiter {
-    fn new(limit: usize, capacity: usize) -> Self {
+    /// A limiter of `limit` permits whose waiting queue holds up to `capacity` tokens (the
+    /// ring's capacity).
+    ///
+    /// # Panics
+    ///
+    /// If `limit` or `capacity` is 0.
+    pub fn new(limit: usize, capacity: usize) -> Self {
+        assert!(limit > 0, "a limiter needs at least one permit");
         Self {
             limit,
             demand: CachePadded::new(AtomicUsize::new(0)),
@@ -45,8 +78,9 @@ impl Limiter {
         }
     }
 
-    /// Takes a permit, or parks `token` among the waiters and returns `None`.
-    pub(crate) fn acquire(&self, token: Token) -> Option<Token> {
+    /// Takes a permit for `token` and gives it back, or keeps it among the waiters and
+    /// returns `None` (a later [`release`](Self::release) hands it out with a permit).
+    pub fn acquire(&self, token: Token) -> Option<Token> {
         // ORDERING: AcqRel: pairs with `release`, so a task that gets a permit sees the
         // effects of the task whose permit it took (the limit is a resource guard).
         if self.demand.fetch_add(1, Ordering::AcqRel) < self.limit {
@@ -58,8 +92,9 @@ impl Limiter {
         None
     }
 
-    /// Gives a permit back; returns the waiting token that now holds it, if any.
-    pub(crate) fn release(&self) -> Option<Token> {
+    /// Gives a permit back; returns the waiting token that now holds it, if any (the caller
+    /// must then run it or hand it on).
+    pub fn release(&self) -> Option<Token> {
         // ORDERING: AcqRel, see `acquire`.
         if self.demand.fetch_sub(1, Ordering::AcqRel) <= self.limit {
             return None;
@@ -76,8 +111,8 @@ impl Limiter {
         }
     }
 
-    /// Tasks running or waiting for a permit.
-    pub(crate) fn demand(&self) -> usize {
+    /// How many tokens hold or wait for a permit.
+    pub fn demand(&self) -> usize {
         // ORDERING: Relaxed: a report.
         self.demand.load(Ordering::Relaxed)
     }
