@@ -158,7 +158,28 @@ fn main() {
     }
     println!("  users whose visits all ran on one worker: {steady_users} of {USERS}");
 
-    // reputation table
-    // Once `Runtime::operation_stats` exists, print here the runtime's own per-operation
-    // reputation (attempts and failures) beside the counts above.
+    // The runtime's own view: per-operation reputation, as the original's GuardHouse kept it.
+    println!();
+    println!("reputation (tokengate::global().stats()):");
+    println!(
+        "  {:<14} {:>8} {:>9} {:>8} {:>8} {:<12} {:>10} {:>10}",
+        "operation", "attempts", "successes", "failures", "rate", "health", "p50 wait", "p95 run"
+    );
+    for op in tokengate::global().stats().operations {
+        let rate = op
+            .success_rate()
+            .map_or("-".to_string(), |r| format!("{:.1}%", r * 100.0));
+        let upper = |d: Option<std::time::Duration>| d.map_or("-".into(), |d| format!("≤{d:?}"));
+        println!(
+            "  {:<14} {:>8} {:>9} {:>8} {:>8} {:<12} {:>10} {:>10}",
+            op.name,
+            op.attempts(),
+            op.successes(),
+            op.failures(),
+            rate,
+            format!("{:?}", op.health()),
+            upper(op.queue_wait.quantile(0.5)),
+            upper(op.run_time.quantile(0.95)),
+        );
+    }
 }

@@ -31,12 +31,13 @@ pub(crate) const OVERFLOW_NAME: &str = "(other operations)";
 ///
 /// ## Protocol and ordering contract
 ///
-/// `demand` counts tokens holding or waiting for a permit. [`acquire`](Self::acquire) raises it
-/// (`AcqRel`); a token that raised it from below `limit` holds a permit, any other is pushed
-/// onto the waiting queue. [`release`](Self::release) lowers it (`AcqRel`); if it was above
-/// `limit`, some token raised it without a permit and is pushed (or about to be): the releaser
-/// pops it (waiting the few instructions until it is there) and hands it its permit. So no
-/// waiter is stranded, and the number of permits held never exceeds `limit`. Everything a
+/// Every token entering [`acquire`](Self::acquire) is first pushed onto the waiting queue,
+/// then counted in `demand` (tokens holding or waiting for a permit, `AcqRel` RMWs). Whoever
+/// raises `demand` from below `limit` (a free permit) pops the oldest waiter and runs it;
+/// whoever lowers it from above `limit` in [`release`](Self::release) (a waiter exists) pops
+/// the oldest waiter and hands it the permit. Pops never outnumber pushes: a token counted
+/// before an RMW was pushed before it. So no waiter is stranded, waiters leave in arrival
+/// order, and the number of permits held never exceeds `limit`. Everything a
 /// permit holder did before `release` happens before the next holder of that permit starts
 /// (the hand-over goes through the waiting queue's Release/Acquire).
 ///
@@ -78,32 +79,44 @@ impl Limiter {
         }
     }
 
-    /// Takes a permit for `token` and gives it back, or keeps it among the waiters and
-    /// returns `None` (a later [`release`](Self::release) hands it out with a permit).
+    /// Enters `token` and returns the token that now holds a permit, if a permit was free
+    /// (not necessarily `token`: waiters leave in arrival order); else every entered token
+    /// waits and `None` is returned (a later [`release`](Self::release) hands one out).
     pub fn acquire(&self, token: Token) -> Option<Token> {
-        // ORDERING: AcqRel: pairs with `release`, so a task that gets a permit sees the
-        // effects of the task whose permit it took (the limit is a resource guard).
-        if self.demand.fetch_add(1, Ordering::AcqRel) < self.limit {
-            return Some(token);
-        }
+        // Push before counting: a thread that counts a permit for a waiter (here or in
+        // `release`) then finds a token in the queue, because every token counted before its
+        // own RMW on `demand` was pushed before that RMW.
         if self.waiting.push(token).is_err() {
             unreachable!("the waiting queue holds every token of the ring");
         }
-        None
+        // ORDERING: AcqRel: the RMWs on `demand` form one release sequence, so the pushes
+        // of every token counted before ours are visible to us (and the effects of the
+        // holder whose permit we take happen before we run).
+        if self.demand.fetch_add(1, Ordering::AcqRel) < self.limit {
+            Some(self.pop_counted())
+        } else {
+            None
+        }
     }
 
     /// Gives a permit back; returns the waiting token that now holds it, if any (the caller
     /// must then run it or hand it on).
     pub fn release(&self) -> Option<Token> {
         // ORDERING: AcqRel, see `acquire`.
-        if self.demand.fetch_sub(1, Ordering::AcqRel) <= self.limit {
-            return None;
+        if self.demand.fetch_sub(1, Ordering::AcqRel) > self.limit {
+            Some(self.pop_counted())
+        } else {
+            None
         }
-        // A waiter raised `demand` before us and pushes its token right after: wait for it.
+    }
+
+    /// Pops a token that the count says is there. The queue may still look empty for a
+    /// moment if a later pusher claimed the head position and has not published it: wait.
+    fn pop_counted(&self) -> Token {
         let mut backoff = crate::sync::Backoff::new();
         loop {
             if let Some(token) = self.waiting.pop() {
-                return Some(token);
+                return token;
             }
             if !backoff.snooze() {
                 crate::sync::thread::yield_now();

@@ -192,7 +192,7 @@ impl Worker {
         let Some(entry) = shared.ops.by_index(meta.op) else {
             unreachable!("an admitted task's operation is in the table")
         };
-        let mut permit = entry.limiter.is_some() && shared.take_permit(&token);
+        let permit = entry.limiter.is_some() && shared.take_permit(&token);
         if let Some((error, lifecycle)) = self.verdict(&job, entry, &token) {
             job.abandon(error, lifecycle);
             shared.count_unrun(&*job, self.stripe());
@@ -201,30 +201,17 @@ impl Worker {
             if let (Some(limiter), false) = (&entry.limiter, permit) {
                 // The job goes back into the token's slot while the token waits for a permit.
                 shared.put_job(&token, job);
-                let Some(token) = limiter.acquire(token) else {
-                    return; // parked: whoever releases a permit dispatches it
-                };
-                permit = true;
-                return self.run_and_release(token, permit);
+                // The permit goes to the oldest waiter, perhaps not this token: execute that
+                // one (its verdict is checked again: it may have been killed meanwhile).
+                if let Some(first) = limiter.acquire(token) {
+                    shared.give_permit(&first);
+                    self.execute(first);
+                }
+                return; // else it waits: whoever releases a permit dispatches it
             }
             if !self.run_recorded(&*job) {
                 shared.count_unrun(&*job, self.stripe());
             }
-        }
-        drop(job);
-        self.finish(token, entry, permit);
-    }
-
-    /// `execute` after taking a permit.
-    #[cold]
-    fn run_and_release(&self, token: Token, permit: bool) {
-        let shared = &*self.shared;
-        let job = shared.take_job(&token);
-        let Some(entry) = shared.ops.by_index(job.meta().op) else {
-            unreachable!("an admitted task's operation is in the table")
-        };
-        if !self.run_recorded(&*job) {
-            shared.count_unrun(&*job, self.stripe());
         }
         drop(job);
         self.finish(token, entry, permit);
