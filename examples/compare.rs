@@ -1,0 +1,966 @@
+//! Every performance figure of DESIGN.md (T1–T7), for tokengate and each peer, measured in
+//! one run, printed as one table and drawn as an SVG chart.
+//!
+//! ```text
+//! cargo run --release --example compare                 # the full run, about 2-3 minutes
+//! cargo run --release --example compare -- --quick      # fewer rounds, smaller sizes
+//! cargo run --release --example compare -- --svg docs/compare.svg
+//! ```
+//!
+//! How it measures:
+//!
+//! - The implementations and the way each submits and waits are those of the benches
+//!   (`benches/peers/mod.rs`, included here). Every pool has 2 worker threads.
+//! - Each figure runs in rounds; in each round every implementation is measured once, in an
+//!   order that rotates from round to round (A B C …, B C … A, …), so that a burst of load
+//!   from elsewhere hits all of them alike. Each cell of the table is the median of the
+//!   rounds. Every measurement starts a fresh pool, warms it, measures, and drops it: only
+//!   one pool is alive at a time, so no idle pool takes CPU from another.
+//! - Ratios are computed from the medians of this very run; nothing is hard-coded.
+//!
+//! The figures:
+//!
+//! | id | what | how |
+//! | --- | --- | --- |
+//! | T1 | tiny-task throughput | n tiny tasks submitted from one thread, wait for all; ns per task (std::thread: a thread per task, fewer tasks) |
+//! | T2 | round trip | one trivial task submitted and its result waited for, on a warm pool, many times; ns each. The floor: two threads bouncing one cache line, in the same rounds |
+//! | T3 | heavy-op scaling | 16 ops of ~9 ms CPU (calibrated), serial and on 2 workers; speedup = serial median / median |
+//! | T4 | idle CPU | right after a batch of tiny tasks, the process's CPU time (getrusage) over an idle window while the main thread sleeps, as % of one core |
+//! | T5 | light task under heavy load | 4 heavy tasks per worker queued, every worker running one; half a heavy task later a light task is submitted; ms until it starts. tokengate: Heavy vs Light operations; the peers are FIFO |
+//! | T6 | allocations per task | heap allocations (all threads) during n round trips (submit, then wait for the result), divided by n; a counting global allocator, switched on only for this |
+//! | T7 | skewed batch | 64 tasks, 4 of them 20× longer (0.5 ms / 10 ms), in a fixed shuffled order; ms until all are done |
+
+#[path = "../benches/peers/mod.rs"]
+mod peers;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use peers::{Kind, PingPong, Pool, DEFAULT, HEAVY, WORKERS};
+use plotters::coord::ranged1d::{SegmentedCoord, ValueFormatter};
+use plotters::coord::types::RangedCoordusize;
+use plotters::prelude::*;
+
+// ---------------------------------------------------------------------------------------
+// Allocation counting (T6)
+
+/// The system allocator, counting allocations while [`COUNTING`] is on. Off, it costs one
+/// relaxed load per allocation, the same for every implementation.
+struct CountingAlloc;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+#[inline]
+fn count_allocation() {
+    if COUNTING.load(Ordering::Relaxed) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every method forwards its arguments unchanged to `System`, so this allocator keeps
+// exactly `System`'s guarantees; the counting touches only two atomics and never allocates.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_allocation();
+        // SAFETY: our caller upholds `GlobalAlloc::alloc`'s contract; we pass it on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count_allocation();
+        // SAFETY: as in `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_allocation();
+        // SAFETY: our caller upholds `GlobalAlloc::realloc`'s contract (`ptr` came from
+        // this allocator, that is from `System`, with `layout`); we pass it on.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from this allocator, that is from `System`, with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAlloc = CountingAlloc;
+
+// ---------------------------------------------------------------------------------------
+// Process CPU time (T4)
+
+/// The CPU time (user + system) of the whole process so far, from `getrusage(RUSAGE_SELF)`
+/// (microsecond resolution; `/proc/self/stat` counts in 10 ms ticks, too coarse to tell 1%
+/// of a core over a second). Declared by hand to need no `libc` dependency: the layout is
+/// that of 64-bit Linux.
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn process_cpu_time() -> Option<Duration> {
+    #[repr(C)]
+    #[derive(Default)]
+    struct Timeval {
+        sec: i64,
+        usec: i64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Rusage {
+        utime: Timeval,
+        stime: Timeval,
+        rest: [i64; 14],
+    }
+    extern "C" {
+        fn getrusage(who: i32, usage: *mut Rusage) -> i32;
+    }
+    const RUSAGE_SELF: i32 = 0;
+    let mut usage = Rusage::default();
+    // SAFETY: `usage` is a valid, writable `struct rusage` of 64-bit Linux (two timevals and
+    // fourteen longs), which is all `getrusage` writes.
+    let rc = unsafe { getrusage(RUSAGE_SELF, &mut usage) };
+    (rc == 0).then(|| {
+        let micros = |t: &Timeval| t.sec as u64 * 1_000_000 + t.usec as u64;
+        Duration::from_micros(micros(&usage.utime) + micros(&usage.stime))
+    })
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn process_cpu_time() -> Option<Duration> {
+    None
+}
+
+// ---------------------------------------------------------------------------------------
+// Settings
+
+const USAGE: &str = "\
+Usage: cargo run --release --example compare -- [--quick] [--svg PATH]
+
+Measures every performance figure of DESIGN.md (T1-T7) for tokengate and its peers
+(rayon spawn/scope/join, a crossbeam-channel pool, threadpool, std::thread, tokio's
+spawn_blocking), interleaved round by round in one run, and prints one table of medians
+with the ratio tokengate / best peer and whether each target is met.
+
+Options:
+  --quick       fewer rounds and smaller sizes (a smoke run, well under 2 minutes)
+  --svg PATH    where to write the chart (default: target/compare.svg)
+  -h, --help    this text";
+
+struct Config {
+    quick: bool,
+    svg: PathBuf,
+    /// Rounds per figure; each cell is the median of this many measurements.
+    rounds: usize,
+    /// T1: tiny tasks per measurement, and for std::thread (a thread each).
+    tiny_tasks: usize,
+    tiny_tasks_std_thread: usize,
+    /// T2: round trips per measurement (the floor does ten times as many).
+    round_trips: usize,
+    /// T4: the idle window.
+    idle_window: Duration,
+    /// T6: round trips counted.
+    counted_tasks: usize,
+}
+
+impl Config {
+    fn from_args() -> Result<Self, String> {
+        let mut quick = false;
+        let mut svg = PathBuf::from("target/compare.svg");
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--quick" => quick = true,
+                "--svg" => svg = args.next().ok_or("--svg needs a path")?.into(),
+                "-h" | "--help" => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
+                }
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(if quick {
+            Self {
+                quick,
+                svg,
+                rounds: 3,
+                tiny_tasks: 20_000,
+                tiny_tasks_std_thread: 1_000,
+                round_trips: 1_000,
+                idle_window: Duration::from_millis(250),
+                counted_tasks: 1_000,
+            }
+        } else {
+            Self {
+                quick,
+                svg,
+                rounds: 7,
+                tiny_tasks: 1_000_000,
+                tiny_tasks_std_thread: 20_000,
+                round_trips: 10_000,
+                idle_window: Duration::from_secs(1),
+                counted_tasks: 10_000,
+            }
+        })
+    }
+}
+
+/// T3: heavy operations per batch, and the CPU time of each.
+const HEAVY_OPS: usize = 16;
+const HEAVY_TIME: Duration = Duration::from_millis(9);
+/// T5: heavy tasks queued per worker.
+const BACKLOG_PER_WORKER: usize = 4;
+/// T7: the skewed batch.
+const SKEW_TASKS: usize = 64;
+const SKEW_LONG: usize = 4;
+const SKEW_FACTOR: u64 = 20;
+const SKEW_SHORT_TIME: Duration = Duration::from_micros(500);
+/// T2: a ping-pong floor above this (ns) cannot be a cache-line transfer; see `main`.
+const FLOOR_PLAUSIBLE_NS: f64 = 2_000.0;
+/// The pause after dropping a pool, so that threads that exit after the drop returns
+/// (rayon's, threadpool's) are gone before the next measurement.
+const SETTLE: Duration = Duration::from_millis(10);
+
+// ---------------------------------------------------------------------------------------
+// Measuring
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// Runs `measure(entry)` for every entry in `0..entries`, `rounds` times, the starting entry
+/// rotating from round to round; returns each entry's median (`None` where it never gives
+/// a figure).
+fn interleaved(
+    rounds: usize,
+    entries: usize,
+    mut measure: impl FnMut(usize) -> Option<f64>,
+) -> Vec<Option<f64>> {
+    let mut samples: Vec<Vec<f64>> = vec![Vec::new(); entries];
+    for round in 0..rounds {
+        for k in 0..entries {
+            let entry = (round + k) % entries;
+            if let Some(v) = measure(entry) {
+                samples[entry].push(v);
+            }
+        }
+    }
+    samples
+        .into_iter()
+        .map(|s| (!s.is_empty()).then(|| median(s)))
+        .collect()
+}
+
+/// A fresh pool of `kind` for one measurement, dropped (and settled) afterwards.
+fn with_pool<R>(kind: Kind, f: impl FnOnce(&Pool) -> R) -> R {
+    let pool = Pool::new(kind, WORKERS);
+    let out = f(&pool);
+    drop(pool);
+    std::thread::sleep(SETTLE);
+    out
+}
+
+fn time(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+fn tiny_tasks_for(cfg: &Config, kind: Kind) -> usize {
+    if kind == Kind::StdThread {
+        cfg.tiny_tasks_std_thread
+    } else {
+        cfg.tiny_tasks
+    }
+}
+
+/// T1: ns per task.
+fn t1_tiny(cfg: &Config) -> Vec<Option<f64>> {
+    interleaved(cfg.rounds, Kind::COMPARED.len(), |e| {
+        let kind = Kind::COMPARED[e];
+        let n = tiny_tasks_for(cfg, kind);
+        with_pool(kind, |pool| {
+            pool.batch(n.min(10_000), &DEFAULT, peers::tiny);
+            let t = time(|| pool.batch(n, &DEFAULT, peers::tiny));
+            Some(t.as_nanos() as f64 / n as f64)
+        })
+    })
+}
+
+/// T2: ns per round trip, for each kind, and the ping-pong floor (the last entry).
+fn t2_round_trip(cfg: &Config) -> (Vec<Option<f64>>, f64) {
+    let kinds = Kind::COMPARED.len();
+    let mut medians = interleaved(cfg.rounds, kinds + 1, |e| {
+        if e == kinds {
+            let ping = PingPong::start();
+            let n = cfg.round_trips * 10;
+            for _ in 0..1_000 {
+                ping.round_trip();
+            }
+            let t = time(|| {
+                for _ in 0..n {
+                    ping.round_trip();
+                }
+            });
+            return Some(t.as_nanos() as f64 / n as f64);
+        }
+        with_pool(Kind::COMPARED[e], |pool| {
+            for _ in 0..100 {
+                pool.round_trip();
+            }
+            let t = time(|| {
+                for _ in 0..cfg.round_trips {
+                    pool.round_trip();
+                }
+            });
+            Some(t.as_nanos() as f64 / cfg.round_trips as f64)
+        })
+    });
+    let floor = medians.pop().flatten().expect("the floor was measured");
+    (medians, floor)
+}
+
+/// T3: the speedup over serial of each kind on 2 workers, and one heavy op's duration (ms).
+fn t3_scaling(cfg: &Config, heavy_iters: u64) -> (Vec<Option<f64>>, f64) {
+    let costs = peers::heavy_costs(HEAVY_OPS, heavy_iters);
+    let task = peers::burn_task(costs);
+    let kinds = Kind::COMPARED.len();
+    let mut medians = interleaved(cfg.rounds, kinds + 1, |e| {
+        let t = if e == kinds {
+            time(|| (0..HEAVY_OPS).for_each(task))
+        } else {
+            with_pool(Kind::COMPARED[e], |pool| {
+                pool.batch(WORKERS, &HEAVY, task);
+                time(|| pool.batch(HEAVY_OPS, &HEAVY, task))
+            })
+        };
+        Some(t.as_secs_f64())
+    });
+    let serial = medians.pop().flatten().expect("serial was measured");
+    let speedups = medians.into_iter().map(|m| m.map(|t| serial / t)).collect();
+    (speedups, serial / HEAVY_OPS as f64 * 1e3)
+}
+
+/// T4: % of one core used by the process over the idle window right after a batch.
+fn t4_idle(cfg: &Config) -> Vec<Option<f64>> {
+    interleaved(cfg.rounds, Kind::COMPARED.len(), |e| {
+        let kind = Kind::COMPARED[e];
+        let n = tiny_tasks_for(cfg, kind).min(10_000);
+        with_pool(kind, |pool| {
+            pool.batch(n, &DEFAULT, peers::tiny);
+            let before = process_cpu_time()?;
+            let start = Instant::now();
+            std::thread::sleep(cfg.idle_window);
+            let after = process_cpu_time()?;
+            let wall = start.elapsed();
+            Some((after - before).as_secs_f64() / wall.as_secs_f64() * 100.0)
+        })
+    })
+}
+
+/// T5: ms until the light task starts (kinds without a queue: `None`).
+fn t5_light_wait(cfg: &Config, heavy_iters: u64, heavy_ms: f64) -> Vec<Option<f64>> {
+    let arrive_after = Duration::from_secs_f64(heavy_ms / 2.0 / 1e3);
+    interleaved(cfg.rounds, Kind::COMPARED.len(), |e| {
+        let kind = Kind::COMPARED[e];
+        if !kind.has_queue() {
+            return None;
+        }
+        with_pool(kind, |pool| {
+            pool.round_trip();
+            pool.light_wait(heavy_iters, BACKLOG_PER_WORKER * WORKERS, arrive_after)
+                .map(|d| d.as_secs_f64() * 1e3)
+        })
+    })
+}
+
+/// T6: heap allocations (every thread) per round trip.
+fn t6_allocations(cfg: &Config) -> Vec<Option<f64>> {
+    interleaved(cfg.rounds, Kind::COMPARED.len(), |e| {
+        with_pool(Kind::COMPARED[e], |pool| {
+            for _ in 0..1_000 {
+                pool.round_trip();
+            }
+            ALLOCATIONS.store(0, Ordering::SeqCst);
+            COUNTING.store(true, Ordering::SeqCst);
+            for _ in 0..cfg.counted_tasks {
+                pool.round_trip();
+            }
+            COUNTING.store(false, Ordering::SeqCst);
+            Some(ALLOCATIONS.load(Ordering::SeqCst) as f64 / cfg.counted_tasks as f64)
+        })
+    })
+}
+
+/// T7: ms until the whole skewed batch is done.
+fn t7_skew(cfg: &Config, short_iters: u64) -> Vec<Option<f64>> {
+    let costs = peers::skewed_costs(SKEW_TASKS, SKEW_LONG, SKEW_FACTOR, short_iters);
+    let task = peers::burn_task(costs);
+    interleaved(cfg.rounds, Kind::COMPARED.len(), |e| {
+        with_pool(Kind::COMPARED[e], |pool| {
+            pool.batch(SKEW_TASKS, &DEFAULT, task);
+            Some(time(|| pool.batch(SKEW_TASKS, &DEFAULT, task)).as_secs_f64() * 1e3)
+        })
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The table
+
+/// One figure: a value per implementation (in `Kind::COMPARED` order) and its target.
+struct Row {
+    id: &'static str,
+    title: String,
+    unit: &'static str,
+    higher_is_better: bool,
+    decimals: usize,
+    /// Which peers may be the row's best peer (the others are shown in parentheses).
+    counts: fn(Kind) -> bool,
+    /// Draw on a log axis (the values span orders of magnitude).
+    log_scale: bool,
+    values: Vec<Option<f64>>,
+    target: String,
+    /// The target as a value on this figure's scale (drawn as a line in the chart).
+    target_line: Option<f64>,
+    met: Option<bool>,
+}
+
+impl Row {
+    fn tokengate(&self) -> Option<f64> {
+        self.values[0]
+    }
+
+    /// The best peer's value (lowest, or highest where higher is better) and its kind.
+    fn best_peer(&self) -> Option<(Kind, f64)> {
+        Kind::COMPARED
+            .iter()
+            .zip(&self.values)
+            .skip(1)
+            .filter(|(k, _)| (self.counts)(**k))
+            .filter_map(|(k, v)| v.map(|v| (*k, v)))
+            .reduce(|a, b| {
+                let b_better = if self.higher_is_better {
+                    b.1 > a.1
+                } else {
+                    b.1 < a.1
+                };
+                if b_better {
+                    b
+                } else {
+                    a
+                }
+            })
+    }
+
+    fn ratio(&self) -> Option<f64> {
+        let tg = self.tokengate()?;
+        let (_, best) = self.best_peer()?;
+        (best != 0.0).then(|| tg / best)
+    }
+
+    fn cell(&self, v: Option<f64>) -> String {
+        match v {
+            Some(v) => format!("{v:.prec$}", prec = self.decimals),
+            None => "—".into(),
+        }
+    }
+}
+
+fn any_peer(_: Kind) -> bool {
+    true
+}
+
+fn min_rayon(values: &[Option<f64>]) -> Option<f64> {
+    Kind::COMPARED
+        .iter()
+        .zip(values)
+        .filter(|(k, _)| k.is_rayon())
+        .filter_map(|(_, v)| *v)
+        .reduce(f64::min)
+}
+
+fn met_text(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "yes",
+        Some(false) => "NO",
+        None => "n/a",
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    const FIG: usize = 28;
+    const COL: usize = 11;
+    let mut header = format!("{:<FIG$}", "figure");
+    for kind in Kind::COMPARED {
+        header += &format!(" | {:>COL$}", kind.label());
+    }
+    header += &format!(" | {:>8} | {:<28} | met", "tg/best", "target");
+    println!("{header}");
+    println!("{}", "-".repeat(header.chars().count()));
+    for row in rows {
+        let mut line = format!(
+            "{:<FIG$}",
+            format!("{} {}, {}", row.id, row.title, row.unit)
+        );
+        for (&kind, &v) in Kind::COMPARED.iter().zip(&row.values) {
+            let cell = match v {
+                Some(_) if !kind.is_tokengate() && !(row.counts)(kind) => {
+                    format!("({})", row.cell(v))
+                }
+                _ => row.cell(v),
+            };
+            line += &format!(" | {cell:>COL$}");
+        }
+        let ratio = row
+            .ratio()
+            .map_or_else(|| "—".to_string(), |r| format!("{r:.2}×"));
+        line += &format!(
+            " | {:>8} | {:<28} | {}",
+            ratio,
+            row.target,
+            met_text(row.met)
+        );
+        println!("{line}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The chart
+
+fn write_svg(path: &Path, title: &str, rows: &[Row]) -> Result<(), Box<dyn Error>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let root = SVGBackend::new(path, (1400, 1560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (head, body) = root.split_vertically(50);
+    head.draw_text(
+        title,
+        &("sans-serif", 20).into_font().color(&BLACK),
+        (16, 16),
+    )?;
+    let panels = body.split_evenly((4, 2));
+    for (row, area) in rows.iter().zip(panels.iter()) {
+        draw_panel(area, row)?;
+    }
+    if let Some(area) = panels.get(rows.len()) {
+        let style = ("sans-serif", 15).into_font().color(&BLACK);
+        let legend = [
+            "Each bar: the median of the rounds of this run.",
+            "Dark bar: tokengate; light bars: its peers; 2 worker threads each.",
+            "Red line: the DESIGN.md target on the figure's own scale.",
+            "Missing bar: the figure does not apply to that implementation.",
+            "Produced by: cargo run --release --example compare",
+        ];
+        for (i, text) in legend.iter().enumerate() {
+            area.draw_text(text, &style, (20, 40 + 26 * i as i32))?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    row: &Row,
+) -> Result<(), Box<dyn Error>>
+where
+    DB::ErrorType: 'static,
+{
+    // Top to bottom in table order: the last bar is drawn at the top of the axis.
+    let bars: Vec<(Kind, f64)> = Kind::COMPARED
+        .iter()
+        .zip(&row.values)
+        .filter_map(|(k, v)| v.map(|v| (*k, v)))
+        .rev()
+        .collect();
+    if bars.is_empty() {
+        return Ok(());
+    }
+    let caption = format!(
+        "{} {} ({}; target: {}; met: {})",
+        row.id,
+        row.title,
+        row.unit,
+        row.target,
+        met_text(row.met)
+    );
+    let values = || bars.iter().map(|b| b.1).chain(row.target_line);
+    let top = values().fold(0.0f64, f64::max);
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(caption, ("sans-serif", 15))
+        .margin(12)
+        .x_label_area_size(28)
+        .y_label_area_size(96);
+    // The segmented axis has one segment per value of the (inclusive) range.
+    let y = (0..bars.len() - 1).into_segmented();
+    if row.log_scale {
+        // Values that span orders of magnitude: a log axis from a power of ten below the
+        // smallest.
+        let bottom = values().filter(|v| *v > 0.0).fold(f64::MAX, f64::min);
+        let base = 10f64.powf(bottom.log10().floor());
+        let chart = builder.build_cartesian_2d((base..top * 3.0).log_scale(), y)?;
+        draw_bars(chart, base, row, &bars)
+    } else {
+        let x_max = if top > 0.0 { top * 1.2 } else { 1.0 };
+        let chart = builder.build_cartesian_2d(0.0..x_max, y)?;
+        draw_bars(chart, 0.0, row, &bars)
+    }
+}
+
+type YAxis = SegmentedCoord<RangedCoordusize>;
+
+fn draw_bars<DB, X>(
+    mut chart: ChartContext<'_, DB, Cartesian2d<X, YAxis>>,
+    base: f64,
+    row: &Row,
+    bars: &[(Kind, f64)],
+) -> Result<(), Box<dyn Error>>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let label_of = |v: &SegmentValue<usize>| match v {
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+            bars.get(*i).map_or("", |b| b.0.label()).to_string()
+        }
+        SegmentValue::Last => String::new(),
+    };
+    let number = |v: &f64| {
+        if v.abs() >= 100.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v}")
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(bars.len())
+        .y_label_formatter(&label_of)
+        .x_labels(6)
+        .x_label_formatter(&number)
+        .light_line_style(WHITE)
+        .draw()?;
+    let tokengate_colour = RGBColor(31, 78, 121);
+    let peer_colour = RGBColor(160, 180, 200);
+    chart.draw_series(bars.iter().enumerate().map(|(i, (kind, v))| {
+        let colour = if kind.is_tokengate() {
+            tokengate_colour
+        } else {
+            peer_colour
+        };
+        let mut bar = Rectangle::new(
+            [
+                (base, SegmentValue::Exact(i)),
+                (*v, SegmentValue::Exact(i + 1)),
+            ],
+            colour.filled(),
+        );
+        bar.set_margin(3, 3, 0, 0);
+        bar
+    }))?;
+    let value_style = ("sans-serif", 12).into_font().color(&BLACK);
+    chart.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+        Text::new(
+            format!(" {}", row.cell(Some(*v))),
+            (*v, SegmentValue::CenterOf(i)),
+            value_style.clone(),
+        )
+    }))?;
+    if let Some(t) = row.target_line {
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(t, SegmentValue::Exact(0)), (t, SegmentValue::Last)],
+            RED.stroke_width(2),
+        )))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn main() {
+    let cfg = match Config::from_args() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("compare: {e}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let started = Instant::now();
+    let heavy_iters = peers::calibrate(HEAVY_TIME);
+    let short_iters = peers::calibrate(SKEW_SHORT_TIME);
+    let progress = |what: &str, since: Instant| {
+        eprintln!("  {what} done in {:.1} s", since.elapsed().as_secs_f64());
+    };
+    eprintln!(
+        "compare: {} run, {} rounds per figure, {WORKERS} workers per pool, {cores} cores",
+        if cfg.quick { "quick" } else { "full" },
+        cfg.rounds
+    );
+
+    let t = Instant::now();
+    let t1 = t1_tiny(&cfg);
+    progress("T1 tiny tasks", t);
+    let t = Instant::now();
+    let (t2, floor) = t2_round_trip(&cfg);
+    progress("T2 round trip", t);
+    let t = Instant::now();
+    let (t3, heavy_ms) = t3_scaling(&cfg, heavy_iters);
+    progress("T3 heavy ops", t);
+    let t = Instant::now();
+    let t4 = t4_idle(&cfg);
+    progress("T4 idle CPU", t);
+    let t = Instant::now();
+    let t5 = t5_light_wait(&cfg, heavy_iters, heavy_ms);
+    progress("T5 light wait", t);
+    let t = Instant::now();
+    let t6 = t6_allocations(&cfg);
+    progress("T6 allocations", t);
+    let t = Instant::now();
+    let t7 = t7_skew(&cfg, short_iters);
+    progress("T7 skewed batch", t);
+
+    let mut rows = Vec::new();
+
+    let mut row = Row {
+        id: "T1",
+        title: "tiny tasks".into(),
+        unit: "ns/task",
+        higher_is_better: false,
+        decimals: 0,
+        log_scale: true,
+        counts: Kind::submits_from_caller,
+        values: t1,
+        target: "≥ 5× faster than best peer".into(),
+        target_line: None,
+        met: None,
+    };
+    if let (Some(tg), Some((_, best))) = (row.tokengate(), row.best_peer()) {
+        row.met = Some(tg * 5.0 <= best);
+        row.target_line = Some(best / 5.0);
+    }
+    rows.push(row);
+
+    // A cache-line round trip takes well under a microsecond on any machine; a slower one
+    // means a thread was descheduled mid-bounce, and a target relative to it means nothing.
+    let floor_plausible = floor <= FLOOR_PLAUSIBLE_NS;
+    let tg = t2[0].filter(|_| floor_plausible);
+    rows.push(Row {
+        id: "T2",
+        title: "round trip".into(),
+        unit: "ns",
+        higher_is_better: false,
+        decimals: 0,
+        log_scale: true,
+        counts: any_peer,
+        values: t2,
+        target: if floor_plausible {
+            format!("≤ 2× floor ({floor:.0} ns)")
+        } else {
+            format!("≤ 2× floor ({floor:.0} ns?!)")
+        },
+        target_line: Some(2.0 * floor),
+        met: tg.map(|tg| tg <= 2.0 * floor),
+    });
+
+    let mut row = Row {
+        id: "T3",
+        title: "heavy speedup".into(),
+        unit: "× serial",
+        higher_is_better: true,
+        decimals: 2,
+        log_scale: false,
+        counts: any_peer,
+        values: t3,
+        target: "≥ 1.95× and ≥ every peer".into(),
+        target_line: Some(1.95),
+        met: None,
+    };
+    if let Some(tg) = row.tokengate() {
+        let best = row.best_peer().map_or(f64::MIN, |b| b.1);
+        row.met = Some(tg >= 1.95 && tg >= best);
+    }
+    rows.push(row);
+
+    let tg = t4[0];
+    rows.push(Row {
+        id: "T4",
+        title: "idle CPU".into(),
+        unit: "% core",
+        higher_is_better: false,
+        decimals: 2,
+        log_scale: false,
+        counts: any_peer,
+        values: t4,
+        target: "< 1% of one core".into(),
+        target_line: Some(1.0),
+        met: tg.map(|tg| tg < 1.0),
+    });
+
+    let tg = t5[0];
+    rows.push(Row {
+        id: "T5",
+        title: "light wait".into(),
+        unit: "ms",
+        higher_is_better: false,
+        decimals: 2,
+        log_scale: false,
+        counts: any_peer,
+        values: t5,
+        target: format!("≤ one heavy task ({heavy_ms:.1} ms)"),
+        target_line: Some(heavy_ms),
+        met: tg.map(|tg| tg <= heavy_ms),
+    });
+
+    let tg = t6[0];
+    rows.push(Row {
+        id: "T6",
+        title: "allocations".into(),
+        unit: "per task",
+        higher_is_better: false,
+        decimals: 2,
+        log_scale: false,
+        counts: any_peer,
+        values: t6,
+        target: "≤ 1".into(),
+        target_line: Some(1.0),
+        met: tg.map(|tg| tg <= 1.0),
+    });
+
+    let rayon = min_rayon(&t7);
+    let tg = t7[0];
+    rows.push(Row {
+        id: "T7",
+        title: "skewed batch".into(),
+        unit: "ms",
+        higher_is_better: false,
+        decimals: 2,
+        log_scale: false,
+        counts: any_peer,
+        values: t7,
+        target: match rayon {
+            Some(r) => format!("≤ rayon's ({r:.2} ms)"),
+            None => "≤ rayon's".into(),
+        },
+        target_line: rayon,
+        met: tg.zip(rayon).map(|(tg, r)| tg <= r),
+    });
+
+    println!();
+    println!(
+        "tokengate vs peers: {WORKERS} worker threads each, {cores} cores; \
+         each cell the median of {} rounds, implementations interleaved{}",
+        cfg.rounds,
+        if cfg.quick { " (--quick)" } else { "" }
+    );
+    println!();
+    print_table(&rows);
+    println!();
+    println!("Notes");
+    println!(
+        "  tg/best: tokengate ÷ the best peer of the row (lower is better, except T3 where \
+         higher is)."
+    );
+    println!(
+        "  T1: {} tiny tasks per measurement; std thread: {} (a thread each, at most \
+         {WORKERS} alive).",
+        cfg.tiny_tasks, cfg.tiny_tasks_std_thread
+    );
+    let t1 = &rows[0];
+    let versus = |kind: Kind| {
+        let i = Kind::COMPARED.iter().position(|&k| k == kind)?;
+        Some(t1.tokengate()? / t1.values[i]?)
+    };
+    println!(
+        "      (parenthesised): rayon scope and join submit from a pool worker (scope's body \
+         runs on one and spawns onto its deque;\n      join splits the range on the workers), \
+         not from the calling thread as T1 sets out: shown, not counted as best peer. \
+         tokengate ÷ rayon scope = {}, ÷ rayon join = {}.",
+        versus(Kind::RayonScope).map_or("—".into(), |r| format!("{r:.2}×")),
+        versus(Kind::RayonJoin).map_or("—".into(), |r| format!("{r:.2}×")),
+    );
+    println!(
+        "  T2: {} round trips per measurement; floor = two threads bouncing one cache line \
+         (AtomicUsize ping-pong), {floor:.0} ns per round trip, same rounds.",
+        cfg.round_trips
+    );
+    println!(
+        "  T3: {HEAVY_OPS} ops of {heavy_ms:.1} ms (median serial time / {HEAVY_OPS}) on \
+         {WORKERS} workers; speedup = median serial ÷ median on the pool."
+    );
+    println!(
+        "  T4: process CPU time (getrusage, all threads) over {:.2} s right after a batch, \
+         as % of one core{}.",
+        cfg.idle_window.as_secs_f64(),
+        if process_cpu_time().is_none() {
+            " (not available on this platform)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  T5: {BACKLOG_PER_WORKER} heavy tasks per worker queued; the light task arrives \
+         half a heavy task after every worker started one. —: no queue (rayon scope/join, \
+         a thread per task)."
+    );
+    println!(
+        "  T6: heap allocations by every thread during {} submit + wait-for-result round \
+         trips, per task (result channels included for the peers that need one).",
+        cfg.counted_tasks
+    );
+    println!(
+        "  T7: {SKEW_TASKS} tasks, {SKEW_LONG} of them {SKEW_FACTOR}× longer, fixed shuffled \
+         order; the target compares with the fastest rayon idiom."
+    );
+
+    // Signs that the machine was busy, which make some checks meaningless: say so.
+    let mut busy = Vec::new();
+    if !floor_plausible {
+        busy.push(format!(
+            "the cache-line ping-pong took {floor:.0} ns (a quiet machine: well under 1 µs), so \
+             a thread was descheduled mid-bounce: T2's target is not judged (n/a) in this run"
+        ));
+    }
+    let calibrated_ms = HEAVY_TIME.as_secs_f64() * 1e3;
+    if heavy_ms > 1.3 * calibrated_ms {
+        busy.push(format!(
+            "a heavy op took {heavy_ms:.1} ms serially against {calibrated_ms:.1} ms at \
+             calibration: other load shared the cores, so speedups (T3) and times are low"
+        ));
+    }
+    if !busy.is_empty() {
+        println!("\nWarning: this machine was busy during the run; rerun on a quiet one.");
+        for b in busy {
+            println!("  - {b}");
+        }
+    }
+
+    let title = format!(
+        "tokengate vs peers — {WORKERS} workers, {cores} cores, medians of {} rounds{}",
+        cfg.rounds,
+        if cfg.quick { " (--quick)" } else { "" }
+    );
+    match write_svg(&cfg.svg, &title, &rows) {
+        Ok(()) => println!("\nchart: {}", cfg.svg.display()),
+        Err(e) => {
+            eprintln!("compare: could not write {}: {e}", cfg.svg.display());
+            std::process::exit(1);
+        }
+    }
+    eprintln!(
+        "compare: finished in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
