@@ -409,6 +409,44 @@ impl Runtime {
         self.submit(op, crate::retry::retrying(op.get_retries(), func))
     }
 
+    /// Submits every closure of `funcs` as a task of `op` and returns their handles, in
+    /// order. Cheaper per task than calling [`submit`](Self::submit) in a loop: tasks are
+    /// admitted in chunks that share one operation lookup, one fence and one clock read, and
+    /// each chunk is spread over the eligible workers with one wake-up each. Waits for tokens
+    /// like `submit`; after shutdown the remaining handles resolve
+    /// [`TaskError::ShutDown`]. Sticky operations go one by one (each key has its worker).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::{Operation, Runtime, Weight};
+    ///
+    /// const SQUARE: Operation = Operation::new("square").weight(Weight::Light);
+    /// let rt = Runtime::builder().workers(2).pin(false).build()?;
+    /// let handles = rt.submit_batch(&SQUARE, (0..1000u64).map(|i| move || i * i));
+    /// let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    /// assert_eq!(sum, (0..1000u64).map(|i| i * i).sum());
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    pub fn submit_batch<I, F, T>(&self, op: &Operation, funcs: I) -> Vec<TaskHandle<T>>
+    where
+        I: IntoIterator<Item = F>,
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.shared.admit_batch(op, funcs)
+    }
+
+    /// [`submit_batch`](Self::submit_batch) with the default operation.
+    pub fn spawn_batch<I, F, T>(&self, funcs: I) -> Vec<TaskHandle<T>>
+    where
+        I: IntoIterator<Item = F>,
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit_batch(&Operation::DEFAULT, funcs)
+    }
+
     /// [`submit`](Self::submit) with the default operation (Medium).
     pub fn spawn<F, T>(&self, func: F) -> TaskHandle<T>
     where

@@ -259,13 +259,45 @@ impl Shared {
             self.ring.give_back(token);
             return Err(TrySubmitError::ShutDown(func));
         }
+        let now = (self.settings.timings || op.get_deadline().is_some()).then(Instant::now);
+        let stripe = self.stripe();
+        stripe.add(&entry.counters.stripe(stripe).submitted, 1);
+        // SAFETY: forwarded from the caller.
+        let handle = unsafe { self.install(&token, op, entry, func, now, pinned_to) };
+        if pinned_to.is_none() && (self.is_paused() || entry.is_paused()) {
+            self.hold(token);
+        } else {
+            self.dispatch(token);
+        }
+        Ok(handle)
+    }
+
+    /// Writes the task of `func` under `token` (which the caller holds and has not handed on)
+    /// and returns its handle.
+    ///
+    /// # Safety
+    ///
+    /// As [`admit_unchecked`](Self::admit_unchecked).
+    #[inline]
+    unsafe fn install<'a, F, T>(
+        &self,
+        token: &Token,
+        op: &Operation,
+        entry: &OpEntry,
+        func: F,
+        now: Option<Instant>,
+        pinned_to: Option<usize>,
+    ) -> TaskHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'a,
+        T: Send + 'a,
+    {
         let slot = &self.tokens[token.index()];
         // SAFETY: we hold the token, so we alone touch its slot.
         let generation = slot.generation.with_mut(|g| unsafe {
             *g = (*g).wrapping_add(1).max(1);
             *g
         });
-        let now = (self.settings.timings || op.get_deadline().is_some()).then(Instant::now);
         let meta = TaskMeta {
             id: TaskId::new(generation, token.index() as u32),
             operation: op.name(),
@@ -290,16 +322,109 @@ impl Shared {
                 std::mem::transmute::<StdArc<dyn Job + 'a>, JobRef>(job),
             )
         };
-        let stripe = self.stripe();
-        stripe.add(&entry.counters.stripe(stripe).submitted, 1);
-        // SAFETY: we hold the token (see above); the mailbox push below publishes the write.
+        // SAFETY: we hold the token (see above); the hand-over that follows publishes it.
         slot.job.with_mut(|j| unsafe { *j = Some(job) });
-        if pinned_to.is_none() && (self.is_paused() || entry.is_paused()) {
-            self.hold(token);
-        } else {
-            self.dispatch(token);
+        TaskHandle::new(task)
+    }
+
+    /// Admits every closure of `funcs` as a task of `op`, in chunks that share the fixed
+    /// costs: one operation lookup, one fence and one clock read per chunk, the chunk spread
+    /// over the eligible workers, each woken once. Waits for tokens like `admit` (after
+    /// handing on what it holds). Refused closures (shutdown, blocked) get resolved handles.
+    pub(crate) fn admit_batch<I, F, T>(&self, op: &Operation, funcs: I) -> Vec<TaskHandle<T>>
+    where
+        I: IntoIterator<Item = F>,
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        const CHUNK: usize = 64;
+        let mut funcs = funcs.into_iter();
+        let mut out = Vec::with_capacity(funcs.size_hint().0);
+        let mut pending: std::collections::VecDeque<F> = std::collections::VecDeque::new();
+        let mut tokens: Vec<Token> = Vec::with_capacity(CHUNK);
+        let fixed_route = op.get_sticky().is_some();
+        let one_by_one = |f: F, out: &mut Vec<TaskHandle<T>>| {
+            out.push(match self.admit(op, f, true) {
+                Ok(h) => h,
+                Err(TrySubmitError::Blocked(_)) => self.refused(op, TaskError::Blocked),
+                Err(_) => self.refused(op, TaskError::ShutDown),
+            })
+        };
+        loop {
+            pending.extend(funcs.by_ref().take(CHUNK - pending.len()));
+            if pending.is_empty() {
+                return out;
+            }
+            let entry = self.ops.entry(op);
+            if fixed_route || self.is_closed() || entry.is_blocked() {
+                // Sticky: each key has its own worker. Refused: `admit` refuses and counts.
+                pending.drain(..).for_each(|f| one_by_one(f, &mut out));
+                continue;
+            }
+            while tokens.len() < pending.len() {
+                match self.ring.try_take() {
+                    Some(t) => tokens.push(t),
+                    None => break,
+                }
+            }
+            if tokens.is_empty() {
+                // Dry ring: the single path waits for a token (or runs in place on a worker).
+                if let Some(f) = pending.pop_front() {
+                    one_by_one(f, &mut out);
+                }
+                continue;
+            }
+            // ORDERING: SeqCst fence between taking the tokens and reading `closed`, as in
+            // `admit_unchecked` (one fence orders all the takes before it).
+            fence(Ordering::SeqCst);
+            // ORDERING: Relaxed, ordered by the fence.
+            if self.closed.load(Ordering::Relaxed) {
+                for t in tokens.drain(..) {
+                    self.ring.give_back(t);
+                }
+                continue; // refused one by one above
+            }
+            let now = (self.settings.timings || op.get_deadline().is_some()).then(Instant::now);
+            let stripe = self.stripe();
+            stripe.add(
+                &entry.counters.stripe(stripe).submitted,
+                tokens.len() as u64,
+            );
+            for t in &tokens {
+                let Some(f) = pending.pop_front() else {
+                    unreachable!("at most one token per pending closure")
+                };
+                // SAFETY: `F: 'static` and `T: 'static`.
+                out.push(unsafe { self.install(t, op, entry, f, now, None) });
+            }
+            if self.is_paused() || entry.is_paused() {
+                tokens.drain(..).for_each(|t| self.hold(t));
+            } else {
+                self.spread(op.get_weight(), &mut tokens);
+            }
         }
-        Ok(TaskHandle::new(task))
+    }
+
+    /// Pushes `tokens` (all of `weight`, no fixed worker) round-robin over the eligible
+    /// workers, then wakes each worker that got some (or a thief, if it is awake).
+    fn spread(&self, weight: Weight, tokens: &mut Vec<Token>) {
+        let eligible = self.routes.eligible(weight);
+        let n = eligible.len();
+        let first = self.routes.least_loaded(weight, |w| self.load(w, weight));
+        let start = eligible.iter().position(|&w| w == first).unwrap_or(0);
+        let used = n.min(tokens.len());
+        for (i, t) in tokens.drain(..).enumerate() {
+            self.workers[eligible[(start + i) % n]]
+                .mailbox
+                .push(weight, t);
+        }
+        for k in 0..used {
+            let target = eligible[(start + k) % n];
+            // ORDERING: Relaxed, ordered by the SeqCst fence inside `wake`, as in `dispatch`.
+            if !self.workers[target].sleeper.wake() && self.sleepers.load(Ordering::Relaxed) != 0 {
+                self.wake_one_thief(weight, target);
+            }
+        }
     }
 
     /// Takes a token on a worker of this runtime without idling: runs queued tasks until one
