@@ -73,10 +73,18 @@ enum Waiter {
 
 impl Waiter {
     /// Wakes it. Callers hold no flag of the state word: a waker runs its executor's code.
+    ///
+    /// A waker that panics has a bug of its executor's; the caller is often the worker that
+    /// just finished the task, which must not go down for it (the outcome is published
+    /// already). The panic is caught here, after the panic hook reported it. Not under loom,
+    /// which reports what it finds by panicking: a model must fail, whatever code it was in.
     fn wake(self) {
         match self {
             Waiter::Thread(thread) => thread.unpark(),
-            Waiter::Waker(waker) => waker.wake(),
+            Waiter::Waker(waker) if cfg!(loom) => waker.wake(),
+            Waiter::Waker(waker) => {
+                let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+            }
         }
     }
 
@@ -702,6 +710,23 @@ mod future_tests {
         // Woken once: by the finisher if it came first, else by the join that displaced it.
         assert_eq!(counter.0.load(SeqCst), 1);
         assert_eq!(Arc::strong_count(&counter), 2, "the waker was dropped");
+    }
+
+    #[test]
+    fn a_panicking_waker_does_not_unwind_into_the_finisher() {
+        struct Panicking;
+        impl Wake for Panicking {
+            fn wake(self: Arc<Self>) {
+                panic!("a buggy executor's waker");
+            }
+        }
+        let slot = TaskSlot::new(|| 2);
+        let waker = Waker::from(Arc::new(Panicking));
+        assert!(slot
+            .poll_output(&mut Context::from_waker(&waker))
+            .is_pending());
+        assert!(slot.run(), "run() returns normally");
+        assert_eq!(slot.take_output(), Some(Ok(2)));
     }
 
     #[test]
