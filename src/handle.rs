@@ -1,7 +1,10 @@
 //! [`TaskHandle`]: the caller's side of a submitted task.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::error::TaskError;
@@ -11,11 +14,65 @@ use crate::task::{Outcome, TaskId};
 use crate::token::TokenState;
 use crate::worker;
 
-/// A submitted task: join it for its outcome, or cancel it. Shaped like
+/// A submitted task: join it for its outcome, await it, or cancel it. Shaped like
 /// `std::thread::JoinHandle`. Dropping the handle does not cancel the task.
 ///
 /// Everything the task did happens before [`join`](Self::join) returns (and before
-/// [`is_finished`](Self::is_finished) or [`wait_timeout`](Self::wait_timeout) return `true`).
+/// [`is_finished`](Self::is_finished) or [`wait_timeout`](Self::wait_timeout) return `true`,
+/// and before an `.await` of the handle returns).
+///
+/// # As a future
+///
+/// `TaskHandle<T>` is a [`Future`] with output `Result<T, TaskError>`, so async code can
+/// offload CPU work to the pinned workers and await it under any executor: it needs no async
+/// runtime of its own. It stores the executor's waker in the task's slot (lock-free, see
+/// [`TaskSlot::poll_output`](crate::primitives::TaskSlot::poll_output)) and the worker that
+/// finishes the task wakes it. It is `Unpin`.
+///
+/// - Dropping a pending handle (a `select!` that took another branch, a timeout) is fine:
+///   the task still runs, its waker is withdrawn, its outcome is dropped.
+/// - A handle polled (pending) and then [`join`](Self::join)ed still works.
+/// - Polling it again after it returned `Poll::Ready` panics ("TaskHandle polled after
+///   completion"), as futures may; so does joining it then.
+/// - On a worker of its own runtime prefer [`join`](Self::join): it runs queued tasks while
+///   it waits, whereas a blocking executor's park there idles the worker.
+///
+/// ```
+/// use std::future::Future;
+/// use std::pin::pin;
+/// use std::sync::Arc;
+/// use std::task::{Context, Poll, Wake, Waker};
+/// use std::thread::{self, Thread};
+/// use tokengate::Runtime;
+///
+/// /// A tiny executor: poll, park until woken, poll again.
+/// fn block_on<F: Future>(future: F) -> F::Output {
+///     struct Unpark(Thread);
+///     impl Wake for Unpark {
+///         fn wake(self: Arc<Self>) {
+///             self.0.unpark();
+///         }
+///     }
+///     let waker = Waker::from(Arc::new(Unpark(thread::current())));
+///     let mut cx = Context::from_waker(&waker);
+///     let mut future = pin!(future);
+///     loop {
+///         match future.as_mut().poll(&mut cx) {
+///             Poll::Ready(output) => return output,
+///             Poll::Pending => thread::park(),
+///         }
+///     }
+/// }
+///
+/// let rt = Runtime::builder().workers(2).pin(false).build()?;
+/// let total = block_on(async {
+///     let low = rt.spawn(|| (1..=100u64).sum::<u64>());
+///     let high = rt.spawn(|| (101..=200u64).sum::<u64>());
+///     low.await.unwrap() + high.await.unwrap()
+/// });
+/// assert_eq!(total, 20_100);
+/// # Ok::<(), tokengate::BuildError>(())
+/// ```
 ///
 /// # Examples
 ///
@@ -32,11 +89,27 @@ use crate::worker;
 #[must_use = "a task's panic or cancellation is only seen through its handle"]
 pub struct TaskHandle<T> {
     task: Arc<dyn Outcome<T>>,
+    /// What polling the handle as a future did so far.
+    polled: Polled,
+}
+
+/// How far a [`TaskHandle`] was polled as a future.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Polled {
+    /// Never, or only to a `Pending` that registered no waker.
+    Never,
+    /// The last poll returned `Pending`: a waker may be registered in the slot.
+    Pending,
+    /// A poll returned `Ready`: the outcome was taken.
+    Done,
 }
 
 impl<T> TaskHandle<T> {
     pub(crate) fn new(task: Arc<dyn Outcome<T>>) -> Self {
-        Self { task }
+        Self {
+            task,
+            polled: Polled::Never,
+        }
     }
 
     /// Waits for the task and returns its value, or why there is none.
@@ -44,14 +117,24 @@ impl<T> TaskHandle<T> {
     /// On a worker of the task's runtime this never blocks the worker idly: it runs the task
     /// inline if it has not started, else runs other queued tasks until it finishes, so nested
     /// submit-and-join cannot deadlock.
+    ///
+    /// # Panics
+    ///
+    /// If the handle was already awaited (polled to `Poll::Ready`): its outcome is gone.
     pub fn join(self) -> Result<T, TaskError> {
+        assert!(
+            self.polled != Polled::Done,
+            "TaskHandle joined after it was polled to completion"
+        );
         let job = self.task.as_job();
         if worker::with_current(job.meta().runtime, |w| w.join(job)).is_none() {
             job.wait();
         }
         match self.task.take_output() {
             Some(outcome) => outcome,
-            None => unreachable!("only `join`, which consumes the handle, takes the outcome"),
+            None => unreachable!(
+                "only `join` (which consumes the handle) and a `Ready` poll take the outcome"
+            ),
         }
     }
 
@@ -109,6 +192,41 @@ impl<T> TaskHandle<T> {
     /// The name of the task's operation.
     pub fn operation(&self) -> &'static str {
         self.task.meta().operation
+    }
+}
+
+impl<T> Future for TaskHandle<T> {
+    type Output = Result<T, TaskError>;
+
+    /// Takes the outcome if the task finished, else registers the waker to be woken when it
+    /// does. See the type's docs.
+    ///
+    /// # Panics
+    ///
+    /// If polled again after it returned `Poll::Ready`.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        assert!(
+            this.polled != Polled::Done,
+            "TaskHandle polled after completion"
+        );
+        let poll = this.task.poll_output(cx);
+        this.polled = if poll.is_ready() {
+            Polled::Done
+        } else {
+            Polled::Pending
+        };
+        poll
+    }
+}
+
+impl<T> Drop for TaskHandle<T> {
+    fn drop(&mut self) {
+        // A future dropped while pending: withdraw its waker now, so the executor's task is
+        // not kept alive until this task finishes. Joined or never-polled handles skip it.
+        if self.polled == Polled::Pending {
+            self.task.unregister_waker();
+        }
     }
 }
 

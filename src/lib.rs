@@ -3,7 +3,8 @@
 //! A minimal, lock-free, no-async runtime for synchronous work. Tag a closure with an
 //! [`Operation`] (a name and a [`Weight`]); the runtime hands it a token from a bounded
 //! lock-free token ring, routes it to one of a set of worker threads pinned one per core, and
-//! the worker runs it from its lock-free mailbox. You get a [`TaskHandle`] back and join it.
+//! the worker runs it from its lock-free mailbox. You get a [`TaskHandle`] back and join it,
+//! or `.await` it from async code (it is a `Future`, needing no async runtime of its own).
 //!
 //! ```
 //! use tokengate::{Operation, Runtime, Weight};
@@ -34,8 +35,9 @@
 //!   runtime, even with one worker and a full ring.
 //! - A panicking task resolves [`TaskError::Panicked`]; the worker lives on.
 //! - **Happens-before**: everything a task did happens before its [`TaskHandle::join`]
-//!   returns (and before `is_finished`/`wait_timeout` report it finished); everything the
-//!   submitter did before `submit` happens before the task starts.
+//!   returns (and before `is_finished`/`wait_timeout` report it finished, and before an
+//!   `.await` of the handle returns); everything the submitter did before `submit` happens
+//!   before the task starts.
 //!
 //! ## Research primitives
 //!
@@ -228,6 +230,8 @@ fn assert_send_sync() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Runtime>();
     send_sync::<TaskHandle<u8>>();
+    fn unpin_future<F: std::future::Future<Output = Result<u8, TaskError>> + Unpin>() {}
+    unpin_future::<TaskHandle<u8>>();
     send_sync::<primitives::TokenRing>();
     send_sync::<primitives::Mailbox>();
     send_sync::<primitives::Sleeper>();

@@ -5,20 +5,48 @@
 //! `Admitted`); exactly one thread takes the outcome (whoever sets `TAKEN`); at most one joiner
 //! at a time registers to be woken (whoever sets `REGISTERING`).
 //!
+//! ## Waiters: threads and wakers
+//!
+//! The waiter cell holds at most one `Waiter`: a thread blocked in [`TaskSlot::wait`] (or a
+//! worker joining the task), or the [`Waker`] of the async task that last polled the slot as a
+//! future ([`TaskSlot::poll_output`]). The finisher wakes either the same way, after `READY`
+//! is set and with no flag held, so a waker's own code never runs inside the protocol.
+//!
+//! A slot serves one handle, so one future: a waker replaces a previously registered waker
+//! (the future moved to another async task; the old waker is dropped unwoken, as futures
+//! allow). A thread replaces a registered waker too (a handle joined after it was polled), and
+//! wakes it: a spurious wake-up costs an executor one poll, and a future polled from
+//! elsewhere meanwhile must not lose its wake-up. Neither replaces another thread's
+//! registration: that caller gets [`Registration::Contended`], and a poll then wakes its own
+//! waker at once so that its executor polls again.
+//!
+//! | cell \ caller | thread `t` registers | waker `w` registers |
+//! | --- | --- | --- |
+//! | empty | `t` | `w` |
+//! | the caller's own thread | `t` | `w` (that thread is polling, so it is not parked) |
+//! | another thread | `Contended` | `Contended`, then `w.wake_by_ref()` |
+//! | waker `v` | `t`; `v` woken | `v` if `v.will_wake(w)`, else `w`; `v` dropped |
+//!
 //! ## Memory ordering
 //!
 //! - Outcome: the finisher writes the outcome cell, then sets `READY` with `Release` (in an
-//!   `AcqRel` RMW); a joiner that sees `READY` with `Acquire` reads the outcome. So everything
-//!   the task did happens before the join returns.
-//! - Waiter: a joiner writes the waiter cell while it holds `REGISTERING`, then swaps
-//!   `REGISTERING` for `WAITER_SET` with `Release`; the finisher's `AcqRel` RMW that sets
-//!   `READY` reads `WAITER_SET` and so sees the waiter. Once `READY` is set no joiner can take
-//!   `REGISTERING` again, so the finisher reads the cell alone.
+//!   `AcqRel` RMW); a joiner or poller that sees `READY` with `Acquire` reads the outcome. So
+//!   everything the task did happens before the join returns or the poll returns `Ready`.
+//! - Waiter: a joiner or poller writes the waiter cell while it holds `REGISTERING`, then
+//!   swaps `REGISTERING` for `WAITER_SET` with `Release`; the finisher's `AcqRel` RMW that
+//!   sets `READY` reads `WAITER_SET` and so sees the waiter (a `Thread` or a `Waker`). Once
+//!   `READY` is set no joiner can take `REGISTERING` again, so the finisher reads the cell
+//!   alone. A registrant whose release of `REGISTERING` finds `READY` already set (the
+//!   finisher saw `WAITER_SET` clear and woke nobody) takes the cell itself; that RMW is
+//!   `AcqRel`, so it also acquires the outcome. Either the finisher's RMW or the registrant's
+//!   comes first in the state word's order, so exactly one of them wakes the waiter: no
+//!   wake-up is lost, none is doubled.
 //! - Closure: it is written before the slot is shared (an `Arc` or a mailbox hand-over
 //!   publishes it) and taken by the single winner of the lifecycle CAS.
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::task::{Context, Poll, Waker};
 
 use crate::error::{PanicPayload, TaskError};
 use crate::sync::{thread, AtomicU32, Backoff, Ordering, UnsafeCell};
@@ -33,6 +61,46 @@ pub enum Registration {
     Ready,
     /// Another joiner is registering right now: poll instead.
     Contended,
+}
+
+/// Who is woken when the outcome is ready.
+enum Waiter {
+    /// A thread blocked in `wait` (or a worker joining the task): unparked.
+    Thread(thread::Thread),
+    /// The waker of the async task that last polled the slot: woken.
+    Waker(Waker),
+}
+
+impl Waiter {
+    /// Wakes it. Callers hold no flag of the state word: a waker runs its executor's code.
+    ///
+    /// A waker that panics has a bug of its executor's; the caller is often the worker that
+    /// just finished the task, which must not go down for it (the outcome is published
+    /// already). The panic is caught here, after the panic hook reported it. Not under loom,
+    /// which reports what it finds by panicking: a model must fail, whatever code it was in.
+    fn wake(self) {
+        match self {
+            Waiter::Thread(thread) => thread.unpark(),
+            Waiter::Waker(waker) if cfg!(loom) => waker.wake(),
+            Waiter::Waker(waker) => {
+                let _ = catch_unwind(AssertUnwindSafe(|| waker.wake()));
+            }
+        }
+    }
+
+    /// Whether it is the calling thread, which is running and so needs no wake-up.
+    fn is_current_thread(&self) -> bool {
+        matches!(self, Waiter::Thread(t) if t.id() == thread::current().id())
+    }
+}
+
+/// What [`TaskSlot::unlock_waiter`] found.
+enum Unlocked {
+    /// The outcome is not ready: the finisher will wake whoever the cell holds.
+    Pending,
+    /// The outcome became ready while we held `REGISTERING`: the finisher saw `WAITER_SET`
+    /// clear and woke nobody. This is what the cell held, ours to wake or drop.
+    Ready(Option<Waiter>),
 }
 
 /// A task's closure, state and outcome.
@@ -51,9 +119,29 @@ pub enum Registration {
 /// assert_eq!(slot.take_output().unwrap().unwrap(), 42);
 /// assert!(slot.take_output().is_none()); // taken once
 /// ```
+///
+/// The slot is also a future's core ([`poll_output`](Self::poll_output)):
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::task::{Context, Poll, Wake, Waker};
+/// use tokengate::primitives::TaskSlot;
+///
+/// struct Noop;
+/// impl Wake for Noop {
+///     fn wake(self: Arc<Self>) {}
+/// }
+///
+/// let slot = TaskSlot::new(|| "done");
+/// let waker = Waker::from(Arc::new(Noop));
+/// let mut cx = Context::from_waker(&waker);
+/// assert!(slot.poll_output(&mut cx).is_pending()); // registers the waker
+/// assert!(slot.run());                              // ... which this wakes
+/// assert_eq!(slot.poll_output(&mut cx), Poll::Ready(Ok("done")));
+/// ```
 pub struct TaskSlot<F, T> {
     state: AtomicU32,
-    waiter: UnsafeCell<Option<thread::Thread>>,
+    waiter: UnsafeCell<Option<Waiter>>,
     func: UnsafeCell<Option<F>>,
     output: UnsafeCell<Option<Result<T, TaskError>>>,
 }
@@ -63,7 +151,7 @@ pub struct TaskSlot<F, T> {
 // is handed over by the `REGISTERING`/`WAITER_SET`/`READY` protocol; no `&F` or `&T` is ever
 // shared, so `Sync` bounds on them are not needed.
 unsafe impl<F: Send, T: Send> Sync for TaskSlot<F, T> {}
-// SAFETY: as above; the slot owns an `F`, a `T` and a `Thread`, all `Send`.
+// SAFETY: as above; the slot owns an `F`, a `T`, and a `Thread` or a `Waker` (both `Send`).
 unsafe impl<F: Send, T: Send> Send for TaskSlot<F, T> {}
 
 impl<F, T> TaskSlot<F, T>
@@ -170,8 +258,9 @@ where
             // SAFETY: WAITER_SET was set and READY is now set, so no joiner can take
             // REGISTERING again: we are the only one to touch the cell.
             let waiter = self.waiter.with_mut(|w| unsafe { (*w).take() });
-            if let Some(thread) = waiter {
-                thread.unpark();
+            // No flag is held: the waker's code runs outside the protocol.
+            if let Some(waiter) = waiter {
+                waiter.wake();
             }
         }
     }
@@ -205,7 +294,8 @@ where
     /// Registers the calling thread to be unparked when the outcome is ready.
     ///
     /// One thread is registered at a time: while another thread is, this returns
-    /// [`Registration::Contended`] and leaves that registration alone (the caller polls).
+    /// [`Registration::Contended`] and leaves that registration alone (the caller polls). A
+    /// registered waker is replaced and woken (see the module docs).
     pub fn register_waiter(&self) -> Registration {
         let me = thread::current();
         if !self.lock_waiter() {
@@ -213,38 +303,152 @@ where
         }
         // SAFETY: we hold REGISTERING with WAITER_SET clear: the finisher does not read the
         // cell and no other joiner may touch it.
-        let outcome = self.waiter.with_mut(|w| unsafe {
+        let (outcome, replaced) = self.waiter.with_mut(|w| unsafe {
             match &*w {
-                Some(other) if other.id() != me.id() => Registration::Contended,
-                _ => {
-                    *w = Some(me);
-                    Registration::Registered
+                Some(Waiter::Thread(other)) if other.id() != me.id() => {
+                    (Registration::Contended, None)
                 }
+                _ => (Registration::Registered, (*w).replace(Waiter::Thread(me))),
             }
         });
-        if self.unlock_waiter(true) {
-            return Registration::Ready;
+        let unlocked = self.unlock_waiter(true);
+        // With no flag held: wake a replaced waker (our own old registration is dropped).
+        if let Some(waker @ Waiter::Waker(_)) = replaced {
+            waker.wake();
         }
-        outcome
+        match unlocked {
+            Unlocked::Pending => outcome,
+            Unlocked::Ready(waiter) => {
+                // The cell holds us (running) or another thread, which the finisher skipped.
+                if let Some(other) = waiter.filter(|w| !w.is_current_thread()) {
+                    other.wake();
+                }
+                Registration::Ready
+            }
+        }
     }
 
     /// Withdraws the calling thread's registration, if it is the registered one (a waiter
     /// that stops waiting, e.g. on a timeout, so that other threads may register).
+    ///
+    /// Gives up when another joiner holds `REGISTERING`: the registration then stays, and
+    /// costs its thread at most a spurious unpark.
     pub fn unregister_waiter(&self) {
         let me = thread::current();
         if !self.lock_waiter() {
             return;
         }
         // SAFETY: as in `register_waiter`.
-        let still_registered = self.waiter.with_mut(|w| unsafe {
-            if (*w).as_ref().is_some_and(|t| t.id() == me.id()) {
-                *w = None;
-                false
-            } else {
-                (*w).is_some()
+        let (removed, still_registered) = self.waiter.with_mut(|w| unsafe {
+            match &*w {
+                Some(Waiter::Thread(t)) if t.id() == me.id() => ((*w).take(), false),
+                other => (None, other.is_some()),
             }
         });
-        self.unlock_waiter(still_registered);
+        let unlocked = self.unlock_waiter(still_registered);
+        drop(removed);
+        if let Unlocked::Ready(Some(other)) = unlocked {
+            other.wake();
+        }
+    }
+
+    /// Polls the slot as a future: takes the outcome if it is ready, else registers the
+    /// context's waker to be woken when it is.
+    ///
+    /// - Ready and not yet taken: takes it, `Poll::Ready`.
+    /// - Not ready: the waker is registered (replacing a waker of an earlier poll unless
+    ///   [`Waker::will_wake`] says it is the same) and `Poll::Pending` returned; releasing the
+    ///   registration re-checks readiness in the same atomic step, so an outcome published
+    ///   meanwhile is taken now (`Poll::Ready`) rather than lost.
+    /// - Another thread is registered (one blocked in [`wait`](Self::wait)): the waker is woken
+    ///   at once (`wake_by_ref`) and `Poll::Pending` returned, so the executor polls again.
+    ///
+    /// The slot serves one future: a poll replaces the waker of any earlier poll, from
+    /// whichever thread, so two futures polling one slot would steal each other's wake-ups.
+    ///
+    /// # Panics
+    ///
+    /// If the outcome was already taken (by an earlier `Ready` poll or by
+    /// [`take_output`](Self::take_output)), like a future polled after completion.
+    ///
+    /// A compromise: the waker is cloned while the registration flag is held; a `Waker`
+    /// whose clone panics leaves the flag set. The outcome still arrives (joiners then see
+    /// [`Registration::Contended`] and poll), but no waiter is woken for this slot again.
+    pub fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>> {
+        if !self.is_ready() {
+            match self.register_waker(cx.waker()) {
+                Registration::Registered => return Poll::Pending,
+                Registration::Contended => {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Registration::Ready => {}
+            }
+        }
+        match self.take_output() {
+            Some(outcome) => Poll::Ready(outcome),
+            None => panic!("TaskSlot polled after its outcome was taken"),
+        }
+    }
+
+    /// Registers `waker` (see [`poll_output`](Self::poll_output) and the module docs).
+    fn register_waker(&self, waker: &Waker) -> Registration {
+        if !self.lock_waiter() {
+            return self.not_locked();
+        }
+        // SAFETY: we hold REGISTERING with WAITER_SET clear: the finisher does not read the
+        // cell and no other joiner may touch it.
+        let (outcome, replaced) = self.waiter.with_mut(|w| unsafe {
+            match &*w {
+                Some(Waiter::Waker(old)) if old.will_wake(waker) => {
+                    (Registration::Registered, None)
+                }
+                Some(t @ Waiter::Thread(_)) if !t.is_current_thread() => {
+                    (Registration::Contended, None)
+                }
+                _ => (
+                    Registration::Registered,
+                    (*w).replace(Waiter::Waker(waker.clone())),
+                ),
+            }
+        });
+        let unlocked = self.unlock_waiter(true);
+        // The old waker's drop runs its executor's code: not while we hold the flag.
+        drop(replaced);
+        match unlocked {
+            Unlocked::Pending => outcome,
+            Unlocked::Ready(waiter) => {
+                // A waker in the cell is ours, and we are about to take the outcome: drop it
+                // unwoken. A thread is another joiner, which the finisher skipped.
+                if let Some(other @ Waiter::Thread(_)) = waiter {
+                    other.wake();
+                }
+                Registration::Ready
+            }
+        }
+    }
+
+    /// Withdraws a registered waker, if any (a future dropped before its outcome arrived),
+    /// so that the waker is dropped now rather than when the task finishes. A registered
+    /// thread is left alone; when the outcome is ready or another joiner holds
+    /// `REGISTERING` this does nothing (the waker is then dropped by the finisher, or with
+    /// the slot).
+    pub fn unregister_waker(&self) {
+        if !self.lock_waiter() {
+            return;
+        }
+        // SAFETY: as in `register_waiter`.
+        let (removed, still_registered) = self.waiter.with_mut(|w| unsafe {
+            match &*w {
+                Some(Waiter::Waker(_)) => ((*w).take(), false),
+                other => (None, other.is_some()),
+            }
+        });
+        let unlocked = self.unlock_waiter(still_registered);
+        drop(removed);
+        if let Unlocked::Ready(Some(other)) = unlocked {
+            other.wake();
+        }
     }
 
     /// Takes REGISTERING, clearing WAITER_SET so that the finisher leaves the waiter cell
@@ -268,10 +472,10 @@ where
         }
     }
 
-    /// Releases REGISTERING, setting WAITER_SET if the cell holds a waiter. Returns whether the
-    /// outcome became ready meanwhile; then the finisher, which saw WAITER_SET clear, woke
-    /// nobody, so we wake the registered waiter ourselves.
-    fn unlock_waiter(&self, waiter_in_cell: bool) -> bool {
+    /// Releases REGISTERING, setting WAITER_SET if the cell holds a waiter. If the outcome
+    /// became ready meanwhile, the finisher (which saw WAITER_SET clear) woke nobody: the
+    /// cell's waiter is taken out and handed to the caller to wake or drop.
+    fn unlock_waiter(&self, waiter_in_cell: bool) -> Unlocked {
         let flip = if waiter_in_cell {
             REGISTERING | WAITER_SET
         } else {
@@ -281,17 +485,11 @@ where
         // (when READY is already set) makes the outcome and the cell ours to read.
         let before = self.state.fetch_xor(flip, Ordering::AcqRel);
         if before & READY == 0 {
-            return false;
+            return Unlocked::Pending;
         }
         // SAFETY: READY is set, so nobody can take REGISTERING again, and the finisher has
         // already decided not to touch the cell (it saw WAITER_SET clear).
-        let waiter = self.waiter.with_mut(|w| unsafe { (*w).take() });
-        if let Some(t) = waiter {
-            if t.id() != thread::current().id() {
-                t.unpark();
-            }
-        }
-        true
+        Unlocked::Ready(self.waiter.with_mut(|w| unsafe { (*w).take() }))
     }
 
     /// Blocks the calling thread until the outcome is ready: spins briefly, yields, then
@@ -372,6 +570,186 @@ mod tests {
         });
         slot.wait();
         assert_eq!(slot.take_output().unwrap().unwrap(), 5);
+        assert!(runner.join().unwrap());
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod future_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    /// A waker that counts its wake-ups; `Arc::strong_count` counts its live clones.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    fn counting() -> (Arc<Counting>, Waker) {
+        let counter = Arc::new(Counting::default());
+        (counter.clone(), Waker::from(counter))
+    }
+
+    #[test]
+    fn smoke() {
+        let slot = TaskSlot::new(|| 1);
+        let (counter, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(slot.poll_output(&mut cx), Poll::Pending);
+        assert!(slot.run());
+        assert_eq!(
+            counter.0.load(SeqCst),
+            1,
+            "run() wakes the registered waker"
+        );
+        assert_eq!(slot.poll_output(&mut cx), Poll::Ready(Ok(1)));
+        assert_eq!(Arc::strong_count(&counter), 2, "the slot keeps no clone");
+    }
+
+    #[test]
+    fn a_ready_slot_is_ready_at_the_first_poll() {
+        let slot = TaskSlot::<fn() -> u8, u8>::resolved(TaskError::ShutDown, TokenState::Killed);
+        let (counter, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(
+            slot.poll_output(&mut cx),
+            Poll::Ready(Err(TaskError::ShutDown))
+        );
+        assert_eq!(Arc::strong_count(&counter), 2);
+        assert_eq!(counter.0.load(SeqCst), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "TaskSlot polled after its outcome was taken")]
+    fn polling_after_completion_panics() {
+        let slot = TaskSlot::new(|| 1);
+        let (_, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        slot.run();
+        assert!(slot.poll_output(&mut cx).is_ready());
+        let _ = slot.poll_output(&mut cx);
+    }
+
+    #[test]
+    fn the_same_waker_is_registered_once_and_a_new_one_replaces_it() {
+        let slot = TaskSlot::new(|| 1);
+        let (first, waker1) = counting();
+        let (second, waker2) = counting();
+        assert!(slot
+            .poll_output(&mut Context::from_waker(&waker1))
+            .is_pending());
+        assert!(slot
+            .poll_output(&mut Context::from_waker(&waker1.clone()))
+            .is_pending());
+        assert_eq!(Arc::strong_count(&first), 3, "ours, and one in the slot");
+        assert!(slot
+            .poll_output(&mut Context::from_waker(&waker2))
+            .is_pending());
+        assert_eq!(
+            Arc::strong_count(&first),
+            2,
+            "the replaced waker is dropped"
+        );
+        slot.run();
+        assert_eq!(first.0.load(SeqCst), 0, "a replaced waker is not woken");
+        assert_eq!(second.0.load(SeqCst), 1, "the last waker is woken");
+        assert_eq!(Arc::strong_count(&second), 2);
+    }
+
+    #[test]
+    fn unregister_waker_drops_it_and_the_slot_drops_a_registered_one() {
+        let slot = TaskSlot::new(|| 1);
+        let (counter, waker) = counting();
+        let mut cx = Context::from_waker(&waker);
+        assert!(slot.poll_output(&mut cx).is_pending());
+        slot.unregister_waker();
+        assert_eq!(Arc::strong_count(&counter), 2);
+        assert!(slot.poll_output(&mut cx).is_pending());
+        assert_eq!(Arc::strong_count(&counter), 3);
+        drop(slot);
+        assert_eq!(Arc::strong_count(&counter), 2);
+        assert_eq!(counter.0.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn a_thread_registered_elsewhere_makes_a_poll_wake_itself() {
+        let slot = Arc::new(TaskSlot::new(|| 1));
+        let s = slot.clone();
+        std::thread::spawn(move || assert_eq!(s.register_waiter(), Registration::Registered))
+            .join()
+            .unwrap();
+        let (counter, waker) = counting();
+        assert!(slot
+            .poll_output(&mut Context::from_waker(&waker))
+            .is_pending());
+        assert_eq!(counter.0.load(SeqCst), 1, "Contended: woken at once");
+        assert_eq!(Arc::strong_count(&counter), 2, "and not registered");
+    }
+
+    #[test]
+    fn a_join_after_a_poll_replaces_the_waker() {
+        let slot = Arc::new(TaskSlot::new(|| 5));
+        let (counter, waker) = counting();
+        assert!(slot
+            .poll_output(&mut Context::from_waker(&waker))
+            .is_pending());
+        let s = slot.clone();
+        let runner = std::thread::spawn(move || {
+            std::thread::yield_now();
+            s.run()
+        });
+        slot.wait();
+        assert_eq!(slot.take_output(), Some(Ok(5)));
+        assert!(runner.join().unwrap());
+        // Woken once: by the finisher if it came first, else by the join that displaced it.
+        assert_eq!(counter.0.load(SeqCst), 1);
+        assert_eq!(Arc::strong_count(&counter), 2, "the waker was dropped");
+    }
+
+    #[test]
+    fn a_panicking_waker_does_not_unwind_into_the_finisher() {
+        struct Panicking;
+        impl Wake for Panicking {
+            fn wake(self: Arc<Self>) {
+                panic!("a buggy executor's waker");
+            }
+        }
+        let slot = TaskSlot::new(|| 2);
+        let waker = Waker::from(Arc::new(Panicking));
+        assert!(slot
+            .poll_output(&mut Context::from_waker(&waker))
+            .is_pending());
+        assert!(slot.run(), "run() returns normally");
+        assert_eq!(slot.take_output(), Some(Ok(2)));
+    }
+
+    #[test]
+    fn a_pending_poll_is_woken_from_another_thread() {
+        let slot = Arc::new(TaskSlot::new(|| 9));
+        let s = slot.clone();
+        let runner = std::thread::spawn(move || s.run());
+        // A minimal executor: poll, park until woken, poll again.
+        struct Unpark(std::thread::Thread);
+        impl Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let value = loop {
+            match slot.poll_output(&mut cx) {
+                Poll::Ready(value) => break value,
+                Poll::Pending => std::thread::park(),
+            }
+        };
+        assert_eq!(value, Ok(9));
         assert!(runner.join().unwrap());
     }
 }

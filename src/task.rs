@@ -3,6 +3,7 @@
 //! handles (the output type only).
 
 use std::fmt;
+use std::task::{Context, Poll};
 
 use crate::error::TaskError;
 use crate::slot::{Registration, TaskSlot};
@@ -126,6 +127,10 @@ pub(crate) trait Job: Send + Sync {
 /// The handle's view of a task: the [`Job`] view plus the outcome.
 pub(crate) trait Outcome<T>: Job {
     fn take_output(&self) -> Option<Result<T, TaskError>>;
+    /// Polls the outcome as a future; see [`TaskSlot::poll_output`].
+    fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>>;
+    /// Withdraws the waker of a future dropped before its outcome arrived.
+    fn unregister_waker(&self);
     fn as_job(&self) -> &dyn Job;
 }
 
@@ -179,6 +184,14 @@ where
 {
     fn take_output(&self) -> Option<Result<T, TaskError>> {
         self.slot.take_output()
+    }
+
+    fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>> {
+        self.slot.poll_output(cx)
+    }
+
+    fn unregister_waker(&self) {
+        self.slot.unregister_waker()
     }
 
     fn as_job(&self) -> &dyn Job {
