@@ -59,6 +59,7 @@ mod history;
 mod mailbox;
 mod operation;
 mod ops;
+mod prometheus;
 mod queue;
 mod retry;
 mod ring;
