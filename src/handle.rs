@@ -128,6 +128,14 @@ impl<T> TaskHandle<T> {
         );
         let job = self.task.as_job();
         if worker::with_current(job.meta().runtime, |w| w.join(job)).is_none() {
+            if let Some(deadline) = job.meta().deadline {
+                // Enforce the start deadline here too, in case no worker reaches the task in
+                // time: past it, a task that has not started resolves TimedOut.
+                let now = Instant::now();
+                if !(now < deadline && self.wait_timeout(deadline - now)) {
+                    job.abandon(TaskError::TimedOut, TokenState::TimedOut);
+                }
+            }
             job.wait();
         }
         match self.task.take_output() {
@@ -150,7 +158,9 @@ impl<T> TaskHandle<T> {
         if job.is_ready() {
             return true;
         }
-        if worker::with_current(job.meta().runtime, |_| job.run()).is_some() && job.is_ready() {
+        if worker::with_current(job.meta().runtime, |w| w.run_recorded(job)).is_some()
+            && job.is_ready()
+        {
             return true;
         }
         let deadline = Instant::now() + timeout;

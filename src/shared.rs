@@ -48,6 +48,13 @@ struct TokenSlot {
     kill_generation: AtomicU32,
 }
 
+/// A task's admission time and start deadline.
+#[derive(Clone, Copy)]
+struct AdmissionTime {
+    ns: u64,
+    deadline: Option<Instant>,
+}
+
 /// Options fixed at build time.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Settings {
@@ -259,7 +266,7 @@ impl Shared {
             self.ring.give_back(token);
             return Err(TrySubmitError::ShutDown(func));
         }
-        let now = (self.settings.timings || op.get_deadline().is_some()).then(Instant::now);
+        let now = self.admission_time(op);
         let stripe = self.stripe();
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: forwarded from the caller.
@@ -285,7 +292,7 @@ impl Shared {
         op: &Operation,
         entry: &OpEntry,
         func: F,
-        now: Option<Instant>,
+        now: AdmissionTime,
         pinned_to: Option<usize>,
     ) -> TaskHandle<T>
     where
@@ -307,8 +314,8 @@ impl Shared {
             weight: op.get_weight(),
             sticky: op.get_sticky(),
             pinned_to,
-            submitted_ns: now.map_or(0, |t| self.clock.ns_at(t)),
-            deadline: op.get_deadline().and_then(|d| now?.checked_add(d)),
+            submitted_ns: now.ns,
+            deadline: now.deadline,
         };
         let task: StdArc<dyn Outcome<T> + 'a> = StdArc::new(Task::new(meta, func));
         let job: StdArc<dyn Job + 'a> = task.clone();
@@ -384,7 +391,7 @@ impl Shared {
                 }
                 continue; // refused one by one above
             }
-            let now = (self.settings.timings || op.get_deadline().is_some()).then(Instant::now);
+            let now = self.admission_time(op);
             let stripe = self.stripe();
             stripe.add(
                 &entry.counters.stripe(stripe).submitted,
@@ -424,6 +431,22 @@ impl Shared {
             if !self.workers[target].sleeper.wake() && self.sleepers.load(Ordering::Relaxed) != 0 {
                 self.wake_one_thief(weight, target);
             }
+        }
+    }
+
+    /// When a task of `op` admitted now was submitted (runtime clock, if timings are on) and
+    /// its start deadline.
+    #[inline]
+    fn admission_time(&self, op: &Operation) -> AdmissionTime {
+        AdmissionTime {
+            ns: if self.settings.timings {
+                self.clock.now_ns()
+            } else {
+                0
+            },
+            deadline: op
+                .get_deadline()
+                .and_then(|d| Instant::now().checked_add(d)),
         }
     }
 

@@ -189,6 +189,13 @@ where
     /// Runs the closure here if nobody has run or cancelled it yet, catching a panic, then
     /// publishes the outcome and wakes the waiter. Returns whether this call ran it.
     pub fn run(&self) -> bool {
+        self.run_then(|_| {})
+    }
+
+    /// [`run`](Self::run), calling `before_publish` with the final state after the closure
+    /// returned (or panicked) and before the outcome is published, so that whatever it
+    /// records happens before any joiner sees the outcome.
+    pub fn run_then(&self, before_publish: impl FnOnce(TokenState)) -> bool {
         if !self.transition(TokenState::Admitted, TokenState::Executing) {
             return false;
         }
@@ -204,6 +211,7 @@ where
                 TokenState::Failed,
             ),
         };
+        before_publish(lifecycle);
         self.publish(outcome, TokenState::Executing, lifecycle);
         true
     }

@@ -112,8 +112,9 @@ impl<F: FnOnce() -> T, T> Task<F, T> {
 /// The worker's view of a task: run it or kill it.
 pub(crate) trait Job: Send + Sync {
     fn meta(&self) -> &TaskMeta;
-    /// Runs the task here unless it ran or was killed already; returns whether it ran.
-    fn run(&self) -> bool;
+    /// Runs the task here unless it ran or was killed already, calling `before_publish` with
+    /// the final state just before the outcome becomes visible; returns whether it ran.
+    fn run_then(&self, before_publish: &mut dyn FnMut(TokenState)) -> bool;
     /// Resolves the task without running it, if it has not started.
     fn abandon(&self, error: TaskError, lifecycle: TokenState) -> bool;
     fn is_ready(&self) -> bool;
@@ -147,8 +148,8 @@ where
     }
 
     #[inline]
-    fn run(&self) -> bool {
-        self.slot.run()
+    fn run_then(&self, before_publish: &mut dyn FnMut(TokenState)) -> bool {
+        self.slot.run_then(before_publish)
     }
 
     fn abandon(&self, error: TaskError, lifecycle: TokenState) -> bool {

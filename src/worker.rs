@@ -272,18 +272,23 @@ impl Worker {
         let outer_op = self.running_op.replace(meta.op);
         self.sticky_depth
             .set(self.sticky_depth.get() + sticky as u32);
-        let ran = job.run();
+        // Counters and history are written before the outcome is published, so a snapshot
+        // taken after a join includes the joined task.
+        let ran = job.run_then(&mut |state| self.record_run(meta, state, start));
         self.sticky_depth
             .set(self.sticky_depth.get() - sticky as u32);
         self.running_op.set(outer_op);
-        if !ran {
-            return false;
-        }
+        ran
+    }
+
+    /// Records a task that ran here: `state` is how it ended, `start` when it started.
+    fn record_run(&self, meta: &crate::task::TaskMeta, state: TokenState, start: u64) {
+        let shared = &*self.shared;
+        let timings = shared.settings.timings;
         let end = if timings { shared.clock.now_ns() } else { 0 };
         let stripe = self.stripe();
         let me = &shared.workers[self.index];
         bump_exclusive(&me.counters.tasks_run, 1);
-        let state = job.state();
         if let Some(entry) = shared.ops.by_index(meta.op) {
             let c = entry.counters.stripe(stripe);
             if state == TokenState::Completed {
@@ -310,7 +315,6 @@ impl Worker {
                 finished_ns: end,
             });
         }
-        true
     }
 
     /// Records a task that ended without running into the history.
