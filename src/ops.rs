@@ -432,3 +432,89 @@ pub(crate) fn held(entry: &OpEntry) -> u64 {
     // ORDERING: Relaxed: a report, maintained under the admin lock.
     entry.held.load(Ordering::Relaxed) as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ring::TokenRing;
+
+    #[test]
+    fn names_map_to_one_entry_each_from_many_threads() {
+        let table = std::sync::Arc::new(OpTable::new(2, 8));
+        const NAMES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
+        let threads: Vec<_> = (0..3)
+            .map(|t| {
+                let table = table.clone();
+                std::thread::spawn(move || {
+                    NAMES
+                        .iter()
+                        .cycle()
+                        .skip(t)
+                        .take(12)
+                        .map(|n| (n.to_string(), table.entry(&Operation::new(n)).index))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut seen = std::collections::HashMap::new();
+        for t in threads {
+            for (name, index) in t.join().unwrap() {
+                assert_eq!(*seen.entry(name).or_insert(index), index);
+            }
+        }
+        let mut indices: Vec<u32> = table.iter().map(|e| e.index).collect();
+        indices.sort();
+        assert_eq!(
+            indices,
+            (0..6).collect::<Vec<_>>(),
+            "indices are dense and unique"
+        );
+        assert_eq!(table.find("c").unwrap().name, "c");
+        assert!(table.find("z").is_none());
+        assert_eq!(table.entry_by_name("z").name, "z");
+        assert_eq!(table.find("z").unwrap().index, 6);
+    }
+
+    #[test]
+    fn names_beyond_the_limit_share_the_overflow_entry() {
+        if cfg!(miri) {
+            return; // a thousand entries is slow under miri and adds nothing
+        }
+        let table = OpTable::new(1, 2);
+        for i in 0..MAX_OPERATIONS + 5 {
+            let name: &'static str = Box::leak(format!("op{i}").into_boxed_str());
+            let e = table.entry(&Operation::new(name));
+            if i < MAX_OPERATIONS {
+                assert_eq!(e.name, name);
+            } else {
+                assert_eq!(e.name, OVERFLOW_NAME);
+            }
+        }
+        assert_eq!(table.iter().count(), MAX_OPERATIONS + 1);
+    }
+
+    #[test]
+    fn limiter_hands_permits_to_waiters_in_order() {
+        let ring = TokenRing::new(4);
+        let limiter = Limiter::new(2, 4);
+        let take = || ring.try_take().unwrap();
+        let a = limiter.acquire(take()).unwrap();
+        let b = limiter.acquire(take()).unwrap();
+        assert!(limiter.acquire(take()).is_none());
+        assert!(limiter.acquire(take()).is_none());
+        assert_eq!(limiter.demand(), 4);
+        let c = limiter.release().unwrap();
+        let d = limiter.release().unwrap();
+        assert_eq!(
+            (c.index(), d.index()),
+            (2, 3),
+            "waiters leave in arrival order"
+        );
+        assert!(limiter.release().is_none());
+        assert!(limiter.release().is_none());
+        assert_eq!(limiter.demand(), 0);
+        for t in [a, b, c, d] {
+            ring.give_back(t);
+        }
+    }
+}

@@ -54,7 +54,11 @@ fn a_batch_is_spread_over_the_workers() {
     gate.wait();
     blockers.into_iter().for_each(|h| h.join().unwrap());
     let used: BTreeSet<_> = workers.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(used.len(), 2, "a batch ran on one worker only (queued: {depths:?})");
+    assert_eq!(
+        used.len(),
+        2,
+        "a batch ran on one worker only (queued: {depths:?})"
+    );
 }
 
 #[test]
@@ -83,7 +87,9 @@ fn after_shutdown_a_batch_is_refused_whole() {
             ran.fetch_add(1, Ordering::Relaxed);
         }
     }));
-    assert!(handles.into_iter().all(|h| h.join() == Err(TaskError::ShutDown)));
+    assert!(handles
+        .into_iter()
+        .all(|h| h.join() == Err(TaskError::ShutDown)));
     assert_eq!(ran.load(Ordering::Relaxed), 0);
 }
 
@@ -91,12 +97,19 @@ fn after_shutdown_a_batch_is_refused_whole() {
 fn a_batch_of_a_blocked_operation_is_refused_and_a_paused_one_held() {
     common::quiet_planned_panics();
     const BAD: Operation = Operation::new("bad_batch");
-    let rt = Runtime::builder().workers(1).pin(false).auto_block(true).build().unwrap();
+    let rt = Runtime::builder()
+        .workers(1)
+        .pin(false)
+        .auto_block(true)
+        .build()
+        .unwrap();
     for h in rt.submit_batch(&BAD, (0..10).map(|_| || -> () { panic!("planned") })) {
         assert!(h.join().is_err());
     }
     let refused = rt.submit_batch(&BAD, (0..5).map(|_| || ()));
-    assert!(refused.into_iter().all(|h| h.join() == Err(TaskError::Blocked)));
+    assert!(refused
+        .into_iter()
+        .all(|h| h.join() == Err(TaskError::Blocked)));
 
     rt.pause();
     let held = rt.spawn_batch((0..5).map(|i| move || i));

@@ -65,3 +65,52 @@ fn smoke() {
     assert_eq!(total, 12);
     rt.shutdown_now();
 }
+
+/// The operation options, admin, metrics, history and broadcast, small enough for miri: the
+/// operation table (atomic pointers, leaked names), the history's seqlock cells, the limiter's
+/// hand-over and the pinned queues all run under its checks.
+#[test]
+fn options_admin_and_metrics() {
+    common::quiet_planned_panics();
+    let rt = Runtime::builder()
+        .workers(2)
+        .pin(false)
+        .capacity(8)
+        .history(4)
+        .auto_block(true)
+        .build()
+        .unwrap();
+    let limited = Operation::new("limited").concurrency_limit(1);
+    let sticky = Operation::new("sticky").sticky(3);
+    let retry = Operation::new("retry").retries(1);
+    let n = if cfg!(miri) { 6 } else { 200 };
+    let mut handles = rt.submit_batch(&limited, (0..n).map(|i| move || i));
+    handles.extend((0..n).map(|i| rt.submit(&sticky, move || i)));
+    let tries = Arc::new(AtomicUsize::new(0));
+    let t = tries.clone();
+    let retried = rt.submit_retrying(&retry, move || {
+        if t.fetch_add(1, Ordering::Relaxed) == 0 {
+            panic!("planned once");
+        }
+        7
+    });
+    rt.pause();
+    let held = rt.spawn(|| 1);
+    rt.pause_operation("never_seen_before");
+    rt.kill(held.id());
+    rt.resume();
+    let sum: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, 2 * (0..n).sum::<usize>());
+    assert_eq!(retried.join(), Ok(7));
+    assert_eq!(held.join(), Err(TaskError::Killed));
+    assert_eq!(rt.broadcast(|ctx| ctx.index()), vec![Ok(0), Ok(1)]);
+    let stats = rt.stats();
+    assert_eq!(stats.operation("limited").unwrap().completed, n as u64);
+    assert_eq!(stats.operation("retry").unwrap().retried, 1);
+    assert!(stats.operation("never_seen_before").unwrap().paused);
+    assert_eq!(rt.recent(10).len(), 4);
+    assert!(rt
+        .prometheus_text()
+        .contains("tokengate_tasks_completed_total"));
+    rt.shutdown();
+}
