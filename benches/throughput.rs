@@ -8,6 +8,12 @@
 //! | `tiny_tasks` | T1 | submit 10 000 tiny tasks from one thread, wait for all (std::thread: 1 000, a thread each) |
 //! | `round_trip` | T2 | one submit + wait for the result of a trivial task on a warm pool; `cache_line_ping_pong_floor` is the physical floor |
 //!
+//! Besides tokengate and its peers, both groups measure `tokengate_unpinned` (what pinning
+//! buys or costs) and `tokengate_no_metrics` (a runtime built with `metrics(false)`: what
+//! recording timings costs), and `tiny_tasks` also `tokengate_batch` (all tasks of an
+//! iteration submitted with one `submit_batch`), so that each variant sits beside plain
+//! `tokengate` in one run.
+//!
 //! The implementations, and how each submits and waits, are listed in `benches/peers/mod.rs`.
 //! Every pool has 2 worker threads and is built once, outside the timed loop; only one pool
 //! is alive at a time. On a 2-core machine the submitting thread plus two workers
@@ -44,21 +50,31 @@ fn configure(group: &mut Group<'_>) {
         .measurement_time(Duration::from_secs(2));
 }
 
-/// Everything compared, plus tokengate unpinned (what pinning buys or costs here).
-fn kinds() -> impl Iterator<Item = Kind> {
+/// Everything compared, with the tokengate `variants` right after plain tokengate.
+fn kinds(variants: &'static [Kind]) -> impl Iterator<Item = Kind> {
     Kind::COMPARED
         .into_iter()
         .take(1)
-        .chain([Kind::TokengateUnpinned])
+        .chain(variants.iter().copied())
         .chain(Kind::COMPARED.into_iter().skip(1))
 }
+
+/// The tokengate variants of T1: unpinned, one `submit_batch` per iteration, metrics off.
+const T1_VARIANTS: [Kind; 3] = [
+    Kind::TokengateUnpinned,
+    Kind::TokengateBatch,
+    Kind::TokengateNoMetrics,
+];
+/// The tokengate variants of T2: unpinned, metrics off (a round trip submits one task, so
+/// there is no batch to submit).
+const T2_VARIANTS: [Kind; 2] = [Kind::TokengateUnpinned, Kind::TokengateNoMetrics];
 
 /// T1: many tiny tasks from one thread, waiting for all.
 fn tiny_tasks(c: &mut Criterion) {
     let mut group = c.benchmark_group("tiny_tasks");
     configure(&mut group);
     group.sample_size(20);
-    for kind in kinds() {
+    for kind in kinds(&T1_VARIANTS) {
         let n = if kind == Kind::StdThread {
             N_STD_THREAD
         } else {
@@ -78,7 +94,7 @@ fn round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("round_trip");
     configure(&mut group);
     group.throughput(Throughput::Elements(1));
-    for kind in kinds() {
+    for kind in kinds(&T2_VARIANTS) {
         let pool = Pool::new(kind, WORKERS);
         group.bench_function(kind.name(), |b| b.iter(|| pool.round_trip()));
     }

@@ -17,6 +17,11 @@
 //!   rounds. Every measurement starts a fresh pool, warms it, measures, and drops it: only
 //!   one pool is alive at a time, so no idle pool takes CPU from another.
 //! - Ratios are computed from the medians of this very run; nothing is hard-coded.
+//! - Beside plain tokengate, two variants of it get a column each, measured in the same
+//!   interleaved rounds: `tg batch` (T1 only: all tasks submitted with one `submit_batch`)
+//!   and `tg no-metrics` (T1 and T2: a runtime built with `metrics(false)`). The ratio and
+//!   "met" columns judge plain tokengate; lines under the table give the T1 ratio of
+//!   `tg batch` to the best peer and the difference metrics on/off makes to T1 and T2.
 //!
 //! The figures:
 //!
@@ -142,7 +147,8 @@ Usage: cargo run --release --example compare -- [--quick] [--svg PATH]
 Measures every performance figure of DESIGN.md (T1-T7) for tokengate and its peers
 (rayon spawn/scope/join, a crossbeam-channel pool, threadpool, std::thread, tokio's
 spawn_blocking), interleaved round by round in one run, and prints one table of medians
-with the ratio tokengate / best peer and whether each target is met.
+with the ratio tokengate / best peer and whether each target is met. Two tokengate
+variants are measured beside it: one submit_batch per batch (T1) and metrics off (T1, T2).
 
 Options:
   --quick       fewer rounds and smaller sizes (a smoke run, well under 2 minutes)
@@ -207,6 +213,8 @@ impl Config {
     }
 }
 
+/// T1: how many times faster than the best peer tokengate is to be.
+const T1_FASTER: f64 = 5.0;
 /// T3: heavy operations per batch, and the CPU time of each.
 const HEAVY_OPS: usize = 16;
 const HEAVY_TIME: Duration = Duration::from_millis(9);
@@ -222,6 +230,63 @@ const FLOOR_PLAUSIBLE_NS: f64 = 2_000.0;
 /// The pause after dropping a pool, so that threads that exit after the drop returns
 /// (rayon's, threadpool's) are gone before the next measurement.
 const SETTLE: Duration = Duration::from_millis(10);
+
+// ---------------------------------------------------------------------------------------
+// The columns
+
+/// The tokengate variants that get a column of their own, right after plain tokengate.
+const VARIANTS: [Kind; 2] = [Kind::TokengateBatch, Kind::TokengateNoMetrics];
+
+/// The columns of the table, in order: plain tokengate (the one the targets judge), its
+/// [`VARIANTS`], then every peer of `Kind::COMPARED`.
+fn columns() -> Vec<Kind> {
+    let (tokengate, peers) = Kind::COMPARED.split_at(1);
+    tokengate
+        .iter()
+        .chain(&VARIANTS)
+        .chain(peers)
+        .copied()
+        .collect()
+}
+
+/// Whether `kind` is measured in the figure `id` ("T1" … "T7"). A variant is measured only
+/// where it is what is asked about: `submit_batch` in T1, metrics on/off in T1 and T2.
+fn measured_in(kind: Kind, id: &str) -> bool {
+    match kind {
+        Kind::TokengateBatch => id == "T1",
+        Kind::TokengateNoMetrics => matches!(id, "T1" | "T2"),
+        _ => true,
+    }
+}
+
+/// The columns measured in the figure `id`, in column order.
+fn measured_columns(id: &str) -> Vec<Kind> {
+    columns()
+        .into_iter()
+        .filter(|&k| measured_in(k, id))
+        .collect()
+}
+
+/// The medians of `kinds` (in column order) as a row of the table: one value per column,
+/// `None` in the columns not measured.
+fn spread(kinds: &[Kind], medians: &[Option<f64>]) -> Vec<Option<f64>> {
+    columns()
+        .iter()
+        .map(|c| kinds.iter().position(|k| k == c).and_then(|i| medians[i]))
+        .collect()
+}
+
+/// Interleaves `measure(kind)` over the columns measured in the figure `id` (see
+/// [`interleaved`]) and returns a row of the table.
+fn per_column(
+    cfg: &Config,
+    id: &str,
+    mut measure: impl FnMut(Kind) -> Option<f64>,
+) -> Vec<Option<f64>> {
+    let kinds = measured_columns(id);
+    let medians = interleaved(cfg.rounds, kinds.len(), |e| measure(kinds[e]));
+    spread(&kinds, &medians)
+}
 
 // ---------------------------------------------------------------------------------------
 // Measuring
@@ -284,8 +349,7 @@ fn tiny_tasks_for(cfg: &Config, kind: Kind) -> usize {
 
 /// T1: ns per task.
 fn t1_tiny(cfg: &Config) -> Vec<Option<f64>> {
-    interleaved(cfg.rounds, Kind::COMPARED.len(), |e| {
-        let kind = Kind::COMPARED[e];
+    per_column(cfg, "T1", |kind| {
         let n = tiny_tasks_for(cfg, kind);
         with_pool(kind, |pool| {
             pool.batch(n.min(10_000), &DEFAULT, peers::tiny);
@@ -297,9 +361,9 @@ fn t1_tiny(cfg: &Config) -> Vec<Option<f64>> {
 
 /// T2: ns per round trip, for each kind, and the ping-pong floor (the last entry).
 fn t2_round_trip(cfg: &Config) -> (Vec<Option<f64>>, f64) {
-    let kinds = Kind::COMPARED.len();
-    let mut medians = interleaved(cfg.rounds, kinds + 1, |e| {
-        if e == kinds {
+    let kinds = measured_columns("T2");
+    let mut medians = interleaved(cfg.rounds, kinds.len() + 1, |e| {
+        if e == kinds.len() {
             let ping = PingPong::start();
             let n = cfg.round_trips * 10;
             for _ in 0..1_000 {
@@ -312,7 +376,7 @@ fn t2_round_trip(cfg: &Config) -> (Vec<Option<f64>>, f64) {
             });
             return Some(t.as_nanos() as f64 / n as f64);
         }
-        with_pool(Kind::COMPARED[e], |pool| {
+        with_pool(kinds[e], |pool| {
             for _ in 0..100 {
                 pool.round_trip();
             }
@@ -325,19 +389,19 @@ fn t2_round_trip(cfg: &Config) -> (Vec<Option<f64>>, f64) {
         })
     });
     let floor = medians.pop().flatten().expect("the floor was measured");
-    (medians, floor)
+    (spread(&kinds, &medians), floor)
 }
 
 /// T3: the speedup over serial of each kind on 2 workers, and one heavy op's duration (ms).
 fn t3_scaling(cfg: &Config, heavy_iters: u64) -> (Vec<Option<f64>>, f64) {
     let costs = peers::heavy_costs(HEAVY_OPS, heavy_iters);
     let task = peers::burn_task(costs);
-    let kinds = Kind::COMPARED.len();
-    let mut medians = interleaved(cfg.rounds, kinds + 1, |e| {
-        let t = if e == kinds {
+    let kinds = measured_columns("T3");
+    let mut medians = interleaved(cfg.rounds, kinds.len() + 1, |e| {
+        let t = if e == kinds.len() {
             time(|| (0..HEAVY_OPS).for_each(task))
         } else {
-            with_pool(Kind::COMPARED[e], |pool| {
+            with_pool(kinds[e], |pool| {
                 pool.batch(WORKERS, &HEAVY, task);
                 time(|| pool.batch(HEAVY_OPS, &HEAVY, task))
             })
@@ -345,14 +409,13 @@ fn t3_scaling(cfg: &Config, heavy_iters: u64) -> (Vec<Option<f64>>, f64) {
         Some(t.as_secs_f64())
     });
     let serial = medians.pop().flatten().expect("serial was measured");
-    let speedups = medians.into_iter().map(|m| m.map(|t| serial / t)).collect();
-    (speedups, serial / HEAVY_OPS as f64 * 1e3)
+    let speedups: Vec<_> = medians.into_iter().map(|m| m.map(|t| serial / t)).collect();
+    (spread(&kinds, &speedups), serial / HEAVY_OPS as f64 * 1e3)
 }
 
 /// T4: % of one core used by the process over the idle window right after a batch.
 fn t4_idle(cfg: &Config) -> Vec<Option<f64>> {
-    interleaved(cfg.rounds, Kind::COMPARED.len(), |e| {
-        let kind = Kind::COMPARED[e];
+    per_column(cfg, "T4", |kind| {
         let n = tiny_tasks_for(cfg, kind).min(10_000);
         with_pool(kind, |pool| {
             pool.batch(n, &DEFAULT, peers::tiny);
@@ -369,8 +432,7 @@ fn t4_idle(cfg: &Config) -> Vec<Option<f64>> {
 /// T5: ms until the light task starts (kinds without a queue: `None`).
 fn t5_light_wait(cfg: &Config, heavy_iters: u64, heavy_ms: f64) -> Vec<Option<f64>> {
     let arrive_after = Duration::from_secs_f64(heavy_ms / 2.0 / 1e3);
-    interleaved(cfg.rounds, Kind::COMPARED.len(), |e| {
-        let kind = Kind::COMPARED[e];
+    per_column(cfg, "T5", |kind| {
         if !kind.has_queue() {
             return None;
         }
@@ -384,8 +446,8 @@ fn t5_light_wait(cfg: &Config, heavy_iters: u64, heavy_ms: f64) -> Vec<Option<f6
 
 /// T6: heap allocations (every thread) per round trip.
 fn t6_allocations(cfg: &Config) -> Vec<Option<f64>> {
-    interleaved(cfg.rounds, Kind::COMPARED.len(), |e| {
-        with_pool(Kind::COMPARED[e], |pool| {
+    per_column(cfg, "T6", |kind| {
+        with_pool(kind, |pool| {
             for _ in 0..1_000 {
                 pool.round_trip();
             }
@@ -404,8 +466,8 @@ fn t6_allocations(cfg: &Config) -> Vec<Option<f64>> {
 fn t7_skew(cfg: &Config, short_iters: u64) -> Vec<Option<f64>> {
     let costs = peers::skewed_costs(SKEW_TASKS, SKEW_LONG, SKEW_FACTOR, short_iters);
     let task = peers::burn_task(costs);
-    interleaved(cfg.rounds, Kind::COMPARED.len(), |e| {
-        with_pool(Kind::COMPARED[e], |pool| {
+    per_column(cfg, "T7", |kind| {
+        with_pool(kind, |pool| {
             pool.batch(SKEW_TASKS, &DEFAULT, task);
             Some(time(|| pool.batch(SKEW_TASKS, &DEFAULT, task)).as_secs_f64() * 1e3)
         })
@@ -415,7 +477,7 @@ fn t7_skew(cfg: &Config, short_iters: u64) -> Vec<Option<f64>> {
 // ---------------------------------------------------------------------------------------
 // The table
 
-/// One figure: a value per implementation (in `Kind::COMPARED` order) and its target.
+/// One figure: a value per column (in [`columns`] order) and its target.
 struct Row {
     id: &'static str,
     title: String,
@@ -434,17 +496,23 @@ struct Row {
 }
 
 impl Row {
+    /// Plain tokengate's value: the one the target judges.
     fn tokengate(&self) -> Option<f64> {
         self.values[0]
     }
 
+    /// The value of the column of `kind`.
+    fn value(&self, kind: Kind) -> Option<f64> {
+        let i = columns().iter().position(|&k| k == kind)?;
+        self.values[i]
+    }
+
     /// The best peer's value (lowest, or highest where higher is better) and its kind.
     fn best_peer(&self) -> Option<(Kind, f64)> {
-        Kind::COMPARED
+        columns()
             .iter()
             .zip(&self.values)
-            .skip(1)
-            .filter(|(k, _)| (self.counts)(**k))
+            .filter(|(k, _)| !k.is_tokengate() && (self.counts)(**k))
             .filter_map(|(k, v)| v.map(|v| (*k, v)))
             .reduce(|a, b| {
                 let b_better = if self.higher_is_better {
@@ -460,10 +528,16 @@ impl Row {
             })
     }
 
+    /// Plain tokengate ÷ the best peer.
     fn ratio(&self) -> Option<f64> {
-        let tg = self.tokengate()?;
+        self.ratio_of(Kind::Tokengate)
+    }
+
+    /// The value of `kind` ÷ the best peer.
+    fn ratio_of(&self, kind: Kind) -> Option<f64> {
+        let v = self.value(kind)?;
         let (_, best) = self.best_peer()?;
-        (best != 0.0).then(|| tg / best)
+        (best != 0.0).then(|| v / best)
     }
 
     fn cell(&self, v: Option<f64>) -> String {
@@ -479,7 +553,7 @@ fn any_peer(_: Kind) -> bool {
 }
 
 fn min_rayon(values: &[Option<f64>]) -> Option<f64> {
-    Kind::COMPARED
+    columns()
         .iter()
         .zip(values)
         .filter(|(k, _)| k.is_rayon())
@@ -498,9 +572,14 @@ fn met_text(met: Option<bool>) -> &'static str {
 fn print_table(rows: &[Row]) {
     const FIG: usize = 28;
     const COL: usize = 11;
+    let columns = columns();
+    let widths: Vec<usize> = columns
+        .iter()
+        .map(|k| k.label().chars().count().max(COL))
+        .collect();
     let mut header = format!("{:<FIG$}", "figure");
-    for kind in Kind::COMPARED {
-        header += &format!(" | {:>COL$}", kind.label());
+    for (kind, &width) in columns.iter().zip(&widths) {
+        header += &format!(" | {:>width$}", kind.label());
     }
     header += &format!(" | {:>8} | {:<28} | met", "tg/best", "target");
     println!("{header}");
@@ -510,14 +589,14 @@ fn print_table(rows: &[Row]) {
             "{:<FIG$}",
             format!("{} {}, {}", row.id, row.title, row.unit)
         );
-        for (&kind, &v) in Kind::COMPARED.iter().zip(&row.values) {
+        for ((&kind, &v), &width) in columns.iter().zip(&row.values).zip(&widths) {
             let cell = match v {
                 Some(_) if !kind.is_tokengate() && !(row.counts)(kind) => {
                     format!("({})", row.cell(v))
                 }
                 _ => row.cell(v),
             };
-            line += &format!(" | {cell:>COL$}");
+            line += &format!(" | {cell:>width$}");
         }
         let ratio = row
             .ratio()
@@ -555,9 +634,11 @@ fn write_svg(path: &Path, title: &str, rows: &[Row]) -> Result<(), Box<dyn Error
         let style = ("sans-serif", 15).into_font().color(&BLACK);
         let legend = [
             "Each bar: the median of the rounds of this run.",
-            "Dark bar: tokengate; light bars: its peers; 2 worker threads each.",
+            "Dark bar: tokengate; mid-blue bars: its variants; light bars: its peers;",
+            "  2 worker threads each. Variants: tg batch (one submit_batch per batch; T1)",
+            "  and tg no-metrics (a runtime built with metrics(false); T1 and T2).",
             "Red line: the DESIGN.md target on the figure's own scale.",
-            "Missing bar: the figure does not apply to that implementation.",
+            "Missing bar: the figure does not apply to, or is not measured for, that column.",
             "Produced by: cargo run --release --example compare",
         ];
         for (i, text) in legend.iter().enumerate() {
@@ -576,7 +657,7 @@ where
     DB::ErrorType: 'static,
 {
     // Top to bottom in table order: the last bar is drawn at the top of the axis.
-    let bars: Vec<(Kind, f64)> = Kind::COMPARED
+    let bars: Vec<(Kind, f64)> = columns()
         .iter()
         .zip(&row.values)
         .filter_map(|(k, v)| v.map(|v| (*k, v)))
@@ -653,12 +734,13 @@ where
         .light_line_style(WHITE)
         .draw()?;
     let tokengate_colour = RGBColor(31, 78, 121);
-    let peer_colour = RGBColor(160, 180, 200);
+    let variant_colour = RGBColor(74, 138, 196);
+    let peer_colour = RGBColor(190, 198, 206);
     chart.draw_series(bars.iter().enumerate().map(|(i, (kind, v))| {
-        let colour = if kind.is_tokengate() {
-            tokengate_colour
-        } else {
-            peer_colour
+        let colour = match kind {
+            Kind::Tokengate => tokengate_colour,
+            k if k.is_tokengate() => variant_colour,
+            _ => peer_colour,
         };
         let mut bar = Rectangle::new(
             [
@@ -748,8 +830,8 @@ fn main() {
         met: None,
     };
     if let (Some(tg), Some((_, best))) = (row.tokengate(), row.best_peer()) {
-        row.met = Some(tg * 5.0 <= best);
-        row.target_line = Some(best / 5.0);
+        row.met = Some(tg * T1_FASTER <= best);
+        row.target_line = Some(best / T1_FASTER);
     }
     rows.push(row);
 
@@ -879,10 +961,7 @@ fn main() {
         cfg.tiny_tasks, cfg.tiny_tasks_std_thread
     );
     let t1 = &rows[0];
-    let versus = |kind: Kind| {
-        let i = Kind::COMPARED.iter().position(|&k| k == kind)?;
-        Some(t1.tokengate()? / t1.values[i]?)
-    };
+    let versus = |kind: Kind| Some(t1.tokengate()? / t1.value(kind)?);
     println!(
         "      (parenthesised): rayon scope and join submit from a pool worker (scope's body \
          runs on one and spawns onto its deque;\n      join splits the range on the workers), \
@@ -890,6 +969,46 @@ fn main() {
          tokengate ÷ rayon scope = {}, ÷ rayon join = {}.",
         versus(Kind::RayonScope).map_or("—".into(), |r| format!("{r:.2}×")),
         versus(Kind::RayonJoin).map_or("—".into(), |r| format!("{r:.2}×")),
+    );
+    println!(
+        "  tg batch: T1 only, every task of a measurement submitted with one submit_batch \
+         call, then the handles joined. —\n      elsewhere: its round trip (T2, T6), light \
+         wait (T5) and idling (T4) run plain tokengate's code, so the tokengate\n      \
+         column stands for them; its heavy batches (T3, T7) would go through submit_batch \
+         and are not measured here."
+    );
+    println!(
+        "  tg no-metrics: a runtime built with metrics(false) (no timings recorded), T1 and \
+         T2 only; — elsewhere."
+    );
+    match (t1.ratio_of(Kind::TokengateBatch), t1.best_peer()) {
+        (Some(r), Some((best, _))) => println!(
+            "  T1 tg batch ÷ best peer ({}) = {r:.2}× (the target asks for ≤ {:.2}×: {}; \
+             the met column judges plain tokengate).",
+            best.label(),
+            1.0 / T1_FASTER,
+            if r * T1_FASTER <= 1.0 {
+                "met"
+            } else {
+                "not met"
+            }
+        ),
+        _ => println!("  T1 tg batch ÷ best peer: —"),
+    }
+    let metrics = |row: &Row| {
+        let on = row.tokengate()?;
+        let off = row.value(Kind::TokengateNoMetrics)?;
+        Some(format!(
+            "{on:.0} → {off:.0} {} ({:+.1}%)",
+            row.unit,
+            (off - on) / on * 100.0
+        ))
+    };
+    println!(
+        "  metrics on → off (tokengate → tg no-metrics): T1 {}, T2 {}; negative: faster \
+         without metrics.",
+        metrics(&rows[0]).unwrap_or_else(|| "—".into()),
+        metrics(&rows[1]).unwrap_or_else(|| "—".into()),
     );
     println!(
         "  T2: {} round trips per measurement; floor = two threads bouncing one cache line \

@@ -18,6 +18,8 @@
 //! | kind | batch: submit, then wait for all | round trip: submit, then get the result |
 //! | --- | --- | --- |
 //! | tokengate | `submit` each, keep the handles, `join` them | `spawn(..).join()` |
+//! | tokengate batch | one `submit_batch` of all `n` closures, `join` the handles | as tokengate |
+//! | tokengate no metrics | as tokengate, on a runtime built with `metrics(false)` | as tokengate |
 //! | rayon spawn | `ThreadPool::spawn` + a countdown latch | `ThreadPool::spawn` + a oneshot channel |
 //! | rayon scope | `ThreadPool::scope`, `s.spawn` each | `scope` with one `s.spawn` |
 //! | rayon join | `install` a recursive `rayon::join` over the index range | `ThreadPool::join(task, noop)` |
@@ -30,7 +32,11 @@
 //! latch is one shared atomic counter whose last decrement unparks the waiter. Both are the
 //! cheapest common ways for a pool without result handles to hand back a result or a
 //! completion; tokengate's handles carry the result of every task, which is more work, not
-//! less. tokio's `JoinHandle` is a future; waiting for it from synchronous code takes a
+//! less. The two tokengate variants isolate one change each against plain tokengate: the
+//! batch submission API (only [`Pool::batch`] differs; the round trip, the heavy backlog and
+//! light task of [`Pool::light_wait`], and idling are plain tokengate's code), and the cost of
+//! recording timings (`Builder::metrics(false)`; every operation as plain tokengate).
+//! tokio's `JoinHandle` is a future; waiting for it from synchronous code takes a
 //! `block_on`, so tokio uses the same channel as the others. tokio's runtime is built with
 //! `max_blocking_threads(workers)` (the threads that run the work) and one async worker
 //! thread, which stays parked: a multi-thread runtime cannot have none.
@@ -68,6 +74,12 @@ pub(crate) enum Kind {
     Tokengate,
     /// tokengate with `pin(false)`: what pinning buys or costs (benches only).
     TokengateUnpinned,
+    /// tokengate, pinned, whose [`Pool::batch`] submits all its tasks with one
+    /// `Runtime::submit_batch`; everything else as [`Kind::Tokengate`].
+    TokengateBatch,
+    /// tokengate, pinned, built with `metrics(false)` (no timings recorded); everything else
+    /// as [`Kind::Tokengate`].
+    TokengateNoMetrics,
     /// A rayon pool, `ThreadPool::spawn` from outside.
     RayonSpawn,
     /// A rayon pool, `ThreadPool::scope`.
@@ -102,6 +114,8 @@ impl Kind {
         match self {
             Kind::Tokengate => "tokengate",
             Kind::TokengateUnpinned => "tokengate_unpinned",
+            Kind::TokengateBatch => "tokengate_batch",
+            Kind::TokengateNoMetrics => "tokengate_no_metrics",
             Kind::RayonSpawn => "rayon_spawn",
             Kind::RayonScope => "rayon_scope",
             Kind::RayonJoin => "rayon_join",
@@ -117,6 +131,8 @@ impl Kind {
         match self {
             Kind::Tokengate => "tokengate",
             Kind::TokengateUnpinned => "tg unpinned",
+            Kind::TokengateBatch => "tg batch",
+            Kind::TokengateNoMetrics => "tg no-metrics",
             Kind::RayonSpawn => "rayon spawn",
             Kind::RayonScope => "rayon scope",
             Kind::RayonJoin => "rayon join",
@@ -127,8 +143,15 @@ impl Kind {
         }
     }
 
+    /// tokengate itself or one of its variants.
     pub(crate) const fn is_tokengate(self) -> bool {
-        matches!(self, Kind::Tokengate | Kind::TokengateUnpinned)
+        matches!(
+            self,
+            Kind::Tokengate
+                | Kind::TokengateUnpinned
+                | Kind::TokengateBatch
+                | Kind::TokengateNoMetrics
+        )
     }
 
     pub(crate) const fn is_rayon(self) -> bool {
@@ -172,8 +195,11 @@ impl Pool {
     /// Starts a pool of `kind` with `workers` worker threads.
     pub(crate) fn new(kind: Kind, workers: usize) -> Self {
         let inner = match kind {
-            Kind::Tokengate => Inner::Tokengate(tokengate_runtime(workers, true)),
-            Kind::TokengateUnpinned => Inner::Tokengate(tokengate_runtime(workers, false)),
+            Kind::Tokengate | Kind::TokengateBatch => {
+                Inner::Tokengate(tokengate_runtime(workers, true, true))
+            }
+            Kind::TokengateUnpinned => Inner::Tokengate(tokengate_runtime(workers, false, true)),
+            Kind::TokengateNoMetrics => Inner::Tokengate(tokengate_runtime(workers, true, false)),
             Kind::RayonSpawn | Kind::RayonScope | Kind::RayonJoin => Inner::Rayon(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(workers)
@@ -204,12 +230,18 @@ impl Pool {
 
     /// Runs `task(i)` for every `i` in `0..n`, as `n` tasks submitted one by one from the
     /// calling thread, and returns when all have run. `op` is tokengate's operation for them
-    /// (the peers have no such notion).
+    /// (the peers have no such notion). [`Kind::TokengateBatch`] submits the `n` tasks with
+    /// one `submit_batch` call instead.
     pub(crate) fn batch<F>(&self, n: usize, op: &Operation, task: F)
     where
         F: Fn(usize) + Copy + Send + Sync + 'static,
     {
         match &self.inner {
+            Inner::Tokengate(rt) if self.kind == Kind::TokengateBatch => {
+                for h in rt.submit_batch(op, (0..n).map(|i| move || task(i))) {
+                    h.join().expect("a tokengate task ran");
+                }
+            }
             Inner::Tokengate(rt) => {
                 let handles: Vec<_> = (0..n).map(|i| rt.submit(op, move || task(i))).collect();
                 for h in handles {
@@ -351,20 +383,17 @@ impl Pool {
     }
 }
 
-/// A tokengate runtime of `workers` workers; pinned if asked and this machine allows it.
-fn tokengate_runtime(workers: usize, pin: bool) -> Runtime {
-    Runtime::builder()
-        .workers(workers)
-        .pin(pin)
-        .build()
-        .unwrap_or_else(|e| {
-            eprintln!("tokengate: pinned build failed ({e}); using pin(false)");
-            Runtime::builder()
-                .workers(workers)
-                .pin(false)
-                .build()
-                .expect("an unpinned runtime builds")
-        })
+/// A tokengate runtime of `workers` workers, recording timings if `metrics`; pinned if asked
+/// and this machine allows it.
+fn tokengate_runtime(workers: usize, pin: bool, metrics: bool) -> Runtime {
+    let builder = || Runtime::builder().workers(workers).metrics(metrics);
+    builder().pin(pin).build().unwrap_or_else(|e| {
+        eprintln!("tokengate: pinned build failed ({e}); using pin(false)");
+        builder()
+            .pin(false)
+            .build()
+            .expect("an unpinned runtime builds")
+    })
 }
 
 /// rayon's divide and conquer over `lo..hi`: one leaf per index.
