@@ -49,15 +49,23 @@ fn a_batch_is_spread_over_the_workers() {
             g.wait();
         }
     }));
-    let workers = rt.spawn_batch((0..200).map(|_| tokengate::current_worker));
-    let depths: Vec<[usize; 3]> = rt.stats().workers.iter().map(|w| w.lane_depth).collect();
+    let handles = rt.spawn_batch((0..200).map(|_| tokengate::current_worker));
+    // Both workers are held at the gate, so the queues are still as the batch left them.
+    let queued: Vec<usize> = rt
+        .stats()
+        .workers
+        .iter()
+        .map(|w| w.lane_depth.iter().sum())
+        .collect();
     gate.wait();
     blockers.into_iter().for_each(|h| h.join().unwrap());
-    let used: BTreeSet<_> = workers.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(
-        used.len(),
-        2,
-        "a batch ran on one worker only (queued: {depths:?})"
+    for h in handles {
+        h.join().unwrap();
+    }
+    // (Which worker runs what is not fixed: the first one back may steal the other's share.)
+    assert!(
+        queued.iter().all(|&q| q >= 50),
+        "a batch was not spread over both workers: queued {queued:?}"
     );
 }
 
