@@ -1,6 +1,8 @@
 //! The recording side of the metrics: counters and log-scale histograms, striped so that each
-//! worker writes only its own cache lines (no locked instruction, no sharing) and threads that
-//! are not workers share one extra stripe (`fetch_add`). Reading sums the stripes.
+//! worker writes only its own cache lines (no locked instruction, no sharing). Threads that
+//! are not workers get one of [`EXTERNAL_STRIPES`] more stripes each, by order of first use
+//! (so up to that many submitting threads never share a line; beyond, some share, which stays
+//! correct as they use `fetch_add`). Reading sums the stripes.
 
 use crossbeam_utils::CachePadded;
 
@@ -33,6 +35,33 @@ fn bucket_of(ns: u64) -> usize {
         .iter()
         .position(|&b| ns <= b)
         .unwrap_or(BUCKET_BOUNDS_NS.len())
+}
+
+/// Stripes for threads that are not workers.
+pub(crate) const EXTERNAL_STRIPES: usize = 8;
+
+/// The stripe of the calling thread when it is not a worker: `workers + k`, where `k` is
+/// handed out once per thread, round-robin.
+#[inline]
+pub(crate) fn external_stripe(workers: usize) -> Stripe {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicUsize as StdAtomicUsize;
+
+    static NEXT: StdAtomicUsize = StdAtomicUsize::new(0);
+    std::thread_local!(static MINE: Cell<Option<usize>> = const { Cell::new(None) });
+    let k = MINE.with(|m| match m.get() {
+        Some(k) => k,
+        None => {
+            // ORDERING: Relaxed: only spreads threads over stripes.
+            let k = NEXT.fetch_add(1, Ordering::Relaxed) % EXTERNAL_STRIPES;
+            m.set(Some(k));
+            k
+        }
+    });
+    Stripe {
+        index: workers + k,
+        exclusive: false,
+    }
 }
 
 /// Where a thread records: its stripe, and whether it is that stripe's only writer.
@@ -106,7 +135,9 @@ pub(crate) struct StripedOpCounters {
 impl StripedOpCounters {
     pub(crate) fn new(workers: usize) -> Self {
         Self {
-            stripes: (0..=workers).map(|_| CachePadded::default()).collect(),
+            stripes: (0..workers + EXTERNAL_STRIPES)
+                .map(|_| CachePadded::default())
+                .collect(),
         }
     }
 

@@ -187,10 +187,7 @@ impl Shared {
                 index,
                 exclusive: true,
             },
-            None => Stripe {
-                index: self.workers.len(),
-                exclusive: false,
-            },
+            None => crate::counters::external_stripe(self.workers.len()),
         }
     }
 
