@@ -274,12 +274,12 @@ impl OpTable {
         self.iter().find(|e| e.name == name)
     }
 
-    /// The entry with `name`, created if it was never seen (its name is then copied and kept
-    /// for the runtime's life).
+    /// The entry with `name`, created if it was never seen (its name is then interned: kept
+    /// once per process, see [`intern`]).
     pub(crate) fn entry_by_name(&self, name: &str) -> &OpEntry {
         match self.find(name) {
             Some(e) => e,
-            None => self.entry(&Operation::new(Box::leak(name.to_owned().into_boxed_str()))),
+            None => self.entry(&Operation::new(intern(name))),
         }
     }
 
@@ -415,6 +415,22 @@ pub(crate) fn unblock(entry: &OpEntry) {
     entry.block_base[1].store(failures, Ordering::Relaxed);
     // ORDERING: Relaxed: a policy flag (see `is_blocked`).
     entry.blocked.store(false, Ordering::Relaxed);
+}
+
+/// `name` as a `&'static str`: operation names are `&'static str` everywhere (stats and
+/// history records hand them out), so a name first met at run time (`pause_operation` of an
+/// operation not yet submitted) is copied once per process into this table and kept. Only
+/// admin calls get here, never the submit path, hence a plain std lock (not a protocol the
+/// loom models need to see).
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&known) = names.iter().find(|&&n| n == name) {
+        return known;
+    }
+    let owned: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.push(owned);
+    owned
 }
 
 /// Tasks of `entry` admitted and not yet resolved.
