@@ -158,7 +158,7 @@ impl<T> TaskHandle<T> {
         if job.is_ready() {
             return true;
         }
-        if worker::with_current(job.meta().runtime, |w| w.run_recorded(job)).is_some()
+        if worker::with_current(job.meta().runtime, |w| w.run_inline(job)).is_some()
             && job.is_ready()
         {
             return true;

@@ -606,14 +606,15 @@ impl Shared {
             .with_mut(|p| unsafe { *p = true });
     }
 
-    /// Whether `kill(id)` asked for the task of generation `generation` under `token`.
+    /// Whether `kill(id)` asked for the task `id` (one admitted under a token).
     #[inline]
-    pub(crate) fn kill_requested(&self, token: &Token, id: TaskId) -> bool {
-        // ORDERING: Relaxed: a request; a kill racing the task's start may miss it (documented).
-        self.tokens[token.index()]
-            .kill_generation
-            .load(Ordering::Relaxed)
-            == id.generation()
+    pub(crate) fn kill_requested(&self, id: TaskId) -> bool {
+        match self.tokens.get(id.index() as usize) {
+            // ORDERING: Relaxed: a request; a kill racing the task's start may miss it
+            // (documented on `Runtime::kill`).
+            Some(slot) => slot.kill_generation.load(Ordering::Relaxed) == id.generation(),
+            None => false,
+        }
     }
 
     /// Asks for the task `id` to be killed when a worker reaches it.

@@ -18,7 +18,7 @@ use crate::ring::Token;
 use crate::shared::Shared;
 use crate::slot::Registration;
 use crate::sync::{bump_exclusive, thread, thread_local, Arc, Backoff, Ordering};
-use crate::task::{Job, JobRef};
+use crate::task::Job;
 use crate::token::TokenState;
 
 /// A worker's own state, living on its thread's stack for the thread's whole life.
@@ -193,7 +193,7 @@ impl Worker {
             unreachable!("an admitted task's operation is in the table")
         };
         let permit = entry.limiter.is_some() && shared.take_permit(&token);
-        if let Some((error, lifecycle)) = self.verdict(&job, entry, &token) {
+        if let Some((error, lifecycle)) = self.verdict(meta) {
             job.abandon(error, lifecycle);
             shared.count_unrun(&*job, self.stripe());
             self.record_unrun(&*job);
@@ -231,20 +231,13 @@ impl Worker {
         shared.ring.give_back(token);
     }
 
-    /// Why the task of `token` must not run, if it must not.
+    /// Why a task must not run, if it must not: `shutdown_now`, a drain or kill of its
+    /// operation since it was admitted, `kill(id)`, its operation blocked, its deadline past.
     #[inline]
-    fn verdict(
-        &self,
-        job: &JobRef,
-        entry: &crate::ops::OpEntry,
-        token: &Token,
-    ) -> Option<(TaskError, TokenState)> {
+    fn verdict(&self, meta: &crate::task::TaskMeta) -> Option<(TaskError, TokenState)> {
         let shared = &*self.shared;
-        let meta = job.meta();
-        if shared.kill_queued()
-            || meta.epoch != entry.epoch()
-            || shared.kill_requested(token, meta.id)
-        {
+        let entry = shared.ops.by_index(meta.op)?;
+        if shared.kill_queued() || meta.epoch != entry.epoch() || shared.kill_requested(meta.id) {
             return Some((TaskError::Killed, TokenState::Killed));
         }
         if entry.is_blocked() {
@@ -256,6 +249,17 @@ impl Worker {
             }
             _ => None,
         }
+    }
+
+    /// Runs `job` inline for a join or `wait_timeout` on this worker, unless it must not run
+    /// (see [`verdict`](Self::verdict): then it is resolved without running, as a worker
+    /// reaching it would). Returns whether it ran.
+    pub(crate) fn run_inline(&self, job: &dyn Job) -> bool {
+        if let Some((error, lifecycle)) = self.verdict(job.meta()) {
+            job.abandon(error, lifecycle);
+            return false;
+        }
+        self.run_recorded(job)
     }
 
     /// Runs `job` here if nobody has run or killed it yet, recording counters, timings and
@@ -372,7 +376,7 @@ impl Worker {
     /// Joins `job` from this worker: runs it inline if it has not started, else runs other
     /// tasks until it is finished.
     pub(crate) fn join(&self, job: &dyn Job) {
-        if self.run_recorded(job) || job.is_ready() {
+        if self.run_inline(job) || job.is_ready() {
             return;
         }
         let registered = job.register_waiter();

@@ -475,3 +475,34 @@ fn kill_of_a_held_task_resolves_at_once() {
     rt.resume();
     assert_eq!(h.join(), Err(TaskError::Killed));
 }
+
+#[test]
+fn a_worker_joining_a_killed_or_late_task_does_not_run_it_inline() {
+    const K: Operation = Operation::new("killed_then_joined");
+    const LATE: Operation = Operation::new("late").deadline(Duration::from_millis(1));
+    let rt = Arc::new(runtime(1));
+    let r = rt.clone();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let ran2 = ran.clone();
+    let outcomes = rt
+        .spawn(move || {
+            // Submitted from the only worker: queued behind this very task, so the joins
+            // below are the first to reach them.
+            let r1 = ran2.clone();
+            let killed = r.submit(&K, move || r1.fetch_add(1, Ordering::SeqCst));
+            r.kill_operation("killed_then_joined");
+            let r2 = ran2.clone();
+            let late = r.submit(&LATE, move || r2.fetch_add(1, Ordering::SeqCst));
+            std::thread::sleep(Duration::from_millis(5));
+            (killed.join(), late.join())
+        })
+        .join()
+        .unwrap();
+    assert_eq!(outcomes, (Err(TaskError::Killed), Err(TaskError::TimedOut)));
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+    // The tokens pass through the worker after the joins resolved them: count after shutdown.
+    rt.shutdown();
+    let k = rt.operation_stats("killed_then_joined").unwrap();
+    assert_eq!((k.killed, k.completed), (1, 0));
+    assert_eq!(rt.operation_stats("late").unwrap().timed_out, 1);
+}
