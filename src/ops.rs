@@ -157,7 +157,9 @@ pub(crate) struct OpEntry {
     pub(crate) epoch: AtomicU32,
     /// Attempts and failures at the last `unblock_operation` (auto-block counts from there).
     pub(crate) block_base: [crate::sync::StatCounter; 2],
-    pub(crate) limiter: Option<Limiter>,
+    /// Set by the first submission whose operation has a concurrency limit.
+    pub(crate) limiter: std::sync::OnceLock<Limiter>,
+    capacity: usize,
     pub(crate) counters: StripedOpCounters,
 }
 
@@ -172,17 +174,29 @@ impl OpEntry {
             held: AtomicUsize::new(0),
             epoch: AtomicU32::new(0),
             block_base: Default::default(),
-            limiter: op
-                .get_concurrency_limit()
-                .map(|l| Limiter::new(l as usize, capacity)),
+            limiter: std::sync::OnceLock::new(),
+            capacity,
             counters: StripedOpCounters::new(workers),
         }
     }
 
     #[inline]
     pub(crate) fn is_paused(&self) -> bool {
-        // ORDERING: Relaxed: admission re-checks under the admin lock before holding a task.
-        self.paused.load(Ordering::Relaxed)
+        // ORDERING: Acquire pairs with the Release store of `set_operation_paused` (see
+        // `Shared::is_paused`); admission re-checks under the admin lock before holding.
+        self.paused.load(Ordering::Acquire)
+    }
+
+    /// The operation's limiter, created by the first submission that asks for a limit.
+    #[inline]
+    pub(crate) fn limiter_for(&self, op: &Operation) -> Option<&Limiter> {
+        match op.get_concurrency_limit() {
+            Some(limit) => Some(
+                self.limiter
+                    .get_or_init(|| Limiter::new(limit as usize, self.capacity)),
+            ),
+            None => self.limiter.get(),
+        }
     }
 
     #[inline]

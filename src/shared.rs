@@ -28,8 +28,10 @@ use crate::worker;
 #[derive(Debug)]
 pub(crate) struct WorkerShared {
     pub(crate) mailbox: Mailbox,
-    /// Tasks for this worker alone, in submission order; never stolen.
+    /// Sticky tasks homed on this worker, in submission order; never stolen.
     pub(crate) pinned: ArrayQueue<Token>,
+    /// Broadcast runs for this worker; never stolen, taken even while a sticky task runs.
+    pub(crate) broadcasts: ArrayQueue<Token>,
     pub(crate) sleeper: Sleeper,
     pub(crate) counters: CachePadded<WorkerCounters>,
     pub(crate) history: WorkerHistory,
@@ -137,6 +139,7 @@ impl Shared {
                     CachePadded::new(WorkerShared {
                         mailbox: Mailbox::new(capacity),
                         pinned: ArrayQueue::new(capacity),
+                        broadcasts: ArrayQueue::new(capacity),
                         sleeper: Sleeper::new(),
                         counters: CachePadded::default(),
                         history: WorkerHistory::new(history_len),
@@ -229,20 +232,28 @@ impl Shared {
             return Err(TrySubmitError::ShutDown(func));
         }
         let entry = self.ops.entry(op);
+        if op.get_concurrency_limit().is_some() {
+            entry.limiter_for(op);
+        }
         if entry.is_blocked() {
             let counters = entry.counters.stripe(self.stripe());
             self.stripe().add(&counters.blocked, 1);
             return Err(TrySubmitError::Blocked(func));
         }
+        let home = pinned_to.or_else(|| self.sticky_home(op));
         let token = match self.ring.try_take() {
             Some(token) => token,
             None if !wait => return Err(TrySubmitError::Full(func)),
-            None if worker::is_worker_of(self.id()) && pinned_to.is_none() => {
+            None if worker::is_worker_of(self.id())
+                && home.map_or(true, |h| Some(h) == worker::current_index(self.id()))
+                && entry.limiter.get().is_none() =>
+            {
                 // A worker must not wait for a token it may itself hold: run it in place.
-                return Ok(self.run_in_place(op, entry, func));
+                return Ok(self.run_in_place(op, entry, func, home));
             }
             None if worker::is_worker_of(self.id()) => {
-                // A broadcast task must run on its worker: help until a token comes home.
+                // A task for another worker (broadcast, sticky) or under a concurrency limit
+                // must not run here: help until a token comes home.
                 match self.take_token_helping() {
                     Some(token) => token,
                     None => return Err(TrySubmitError::ShutDown(func)),
@@ -267,7 +278,7 @@ impl Shared {
         let stripe = self.stripe();
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: forwarded from the caller.
-        let handle = unsafe { self.install(&token, op, entry, func, now, pinned_to) };
+        let handle = unsafe { self.install(&token, op, entry, func, now, (pinned_to, home)) };
         if pinned_to.is_none() && (self.is_paused() || entry.is_paused()) {
             self.hold(token);
         } else {
@@ -277,7 +288,7 @@ impl Shared {
     }
 
     /// Writes the task of `func` under `token` (which the caller holds and has not handed on)
-    /// and returns its handle.
+    /// and returns its handle. `(pinned_to, home)`: see `TaskMeta`.
     ///
     /// # Safety
     ///
@@ -290,7 +301,7 @@ impl Shared {
         entry: &OpEntry,
         func: F,
         now: AdmissionTime,
-        pinned_to: Option<usize>,
+        (pinned_to, home): (Option<usize>, Option<usize>),
     ) -> TaskHandle<T>
     where
         F: FnOnce() -> T + Send + 'a,
@@ -311,6 +322,7 @@ impl Shared {
             weight: op.get_weight(),
             sticky: op.get_sticky(),
             pinned_to,
+            home,
             submitted_ns: now.ns,
             deadline: now.deadline,
         };
@@ -360,6 +372,9 @@ impl Shared {
                 return out;
             }
             let entry = self.ops.entry(op);
+            if op.get_concurrency_limit().is_some() {
+                entry.limiter_for(op);
+            }
             if fixed_route || self.is_closed() || entry.is_blocked() {
                 // Sticky: each key has its own worker. Refused: `admit` refuses and counts.
                 pending.drain(..).for_each(|f| one_by_one(f, &mut out));
@@ -399,7 +414,7 @@ impl Shared {
                     unreachable!("at most one token per pending closure")
                 };
                 // SAFETY: `F: 'static` and `T: 'static`.
-                out.push(unsafe { self.install(t, op, entry, f, now, None) });
+                out.push(unsafe { self.install(t, op, entry, f, now, (None, None)) });
             }
             if self.is_paused() || entry.is_paused() {
                 tokens.drain(..).for_each(|t| self.hold(t));
@@ -467,7 +482,13 @@ impl Shared {
     /// Runs `func` on the calling worker without a token (the ring is dry and a worker must
     /// not wait for tokens). The handle is already finished.
     #[cold]
-    fn run_in_place<'a, F, T>(&self, op: &Operation, entry: &OpEntry, func: F) -> TaskHandle<T>
+    fn run_in_place<'a, F, T>(
+        &self,
+        op: &Operation,
+        entry: &OpEntry,
+        func: F,
+        home: Option<usize>,
+    ) -> TaskHandle<T>
     where
         F: FnOnce() -> T + Send + 'a,
         T: Send + 'a,
@@ -483,6 +504,7 @@ impl Shared {
             weight: op.get_weight(),
             sticky: op.get_sticky(),
             pinned_to: None,
+            home,
             submitted_ns: if self.settings.timings {
                 self.clock.now_ns()
             } else {
@@ -516,6 +538,7 @@ impl Shared {
             weight: op.get_weight(),
             sticky: None,
             pinned_to: None,
+            home: None,
             submitted_ns: 0,
             deadline: None,
         };
@@ -551,24 +574,22 @@ impl Shared {
     #[inline]
     pub(crate) fn dispatch(&self, token: Token) {
         // SAFETY: the caller holds `token` (see `job_of`).
-        let (weight, sticky, pinned_to) = self.tokens[token.index()].job.with(|j| unsafe {
+        let (weight, pinned_to, home) = self.tokens[token.index()].job.with(|j| unsafe {
             match &*j {
                 Some(job) => {
                     let m = job.meta();
-                    (m.weight, m.sticky, m.pinned_to)
+                    (m.weight, m.pinned_to, m.home)
                 }
                 None => unreachable!("an admitted token always has its task"),
             }
         });
-        let fixed = pinned_to.or_else(|| {
-            sticky.map(|key| {
-                let eligible = self.routes.eligible(weight);
-                eligible[(key % eligible.len() as u64) as usize]
-            })
-        });
-        if let Some(target) = fixed {
-            if self.workers[target].pinned.push(token).is_err() {
-                unreachable!("a pinned queue holds every token of the ring");
+        if let Some(target) = home {
+            let queue = match pinned_to {
+                Some(_) => &self.workers[target].broadcasts,
+                None => &self.workers[target].pinned,
+            };
+            if queue.push(token).is_err() {
+                unreachable!("a worker's own queues hold every token of the ring");
             }
             self.workers[target].sleeper.wake();
             return;
@@ -587,6 +608,15 @@ impl Shared {
                 self.wake_one_thief(weight, target);
             }
         }
+    }
+
+    /// The worker a task of `op` must run on if `op` is sticky: its key's, among the workers
+    /// allowed for its weight.
+    #[inline]
+    fn sticky_home(&self, op: &Operation) -> Option<usize> {
+        let key = op.get_sticky()?;
+        let eligible = self.routes.eligible(op.get_weight());
+        Some(eligible[(key % eligible.len() as u64) as usize])
     }
 
     /// Whether `token` holds its operation's permit; clears the mark. Holder only.
@@ -631,8 +661,9 @@ impl Shared {
 
     #[inline]
     pub(crate) fn is_paused(&self) -> bool {
-        // ORDERING: Relaxed: `hold` re-checks under the admin lock.
-        self.admin.paused.load(Ordering::Relaxed)
+        // ORDERING: Acquire pairs with the Release store in `set_paused`: a submitter that
+        // sees the pause lifted dispatches after the held tasks were (sticky order).
+        self.admin.paused.load(Ordering::Acquire)
     }
 
     /// Keeps an admitted token back while its admission is paused, or dispatches it if the
@@ -641,7 +672,9 @@ impl Shared {
     fn hold(&self, token: Token) {
         let mut held = self.admin.held.lock().unwrap_or_else(|e| e.into_inner());
         let entry = self.entry_of(&token);
-        if self.is_paused() || entry.is_paused() {
+        // Closed: `close` has released (or is about to release, after this lock) what is held;
+        // a token held now would never come home.
+        if !self.is_closed() && (self.is_paused() || entry.is_paused()) {
             // ORDERING: Relaxed: a report, written under the admin lock.
             entry.held.fetch_add(1, Ordering::Relaxed);
             held.push(token);
@@ -664,34 +697,53 @@ impl Shared {
     /// Sets the global pause flag (`true`) or clears it and dispatches what it held.
     pub(crate) fn set_paused(&self, paused: bool) {
         let mut held = self.admin.held.lock().unwrap_or_else(|e| e.into_inner());
-        // ORDERING: Relaxed: submitters re-check under this lock.
-        self.admin.paused.store(paused, Ordering::Relaxed);
         if !paused {
-            self.release_held(&mut held);
+            // Dispatch what was held before lifting the flag, so that nothing submitted after
+            // the lift overtakes it.
+            self.release_held(&mut held, true);
         }
+        // ORDERING: Release, see `is_paused`; submitters that saw the pause re-check under
+        // this lock.
+        self.admin.paused.store(paused, Ordering::Release);
     }
 
     /// Sets an operation's pause flag, releasing its held tokens when cleared.
     pub(crate) fn set_operation_paused(&self, entry: &OpEntry, paused: bool) {
         let mut held = self.admin.held.lock().unwrap_or_else(|e| e.into_inner());
-        // ORDERING: Relaxed: submitters re-check under this lock.
-        entry.paused.store(paused, Ordering::Relaxed);
         if !paused {
-            self.release_held(&mut held);
+            // As in `set_paused`: dispatch what was held, then lift the flag.
+            self.release_held_of(&mut held, entry.index);
+        }
+        // ORDERING: Release pairs with the Acquire in `OpEntry::is_paused`.
+        entry.paused.store(paused, Ordering::Release);
+    }
+
+    /// Dispatches every held token whose admission is no longer paused; `lifting`: the global
+    /// pause is being lifted (its flag is still set).
+    fn release_held(&self, held: &mut Vec<Token>, lifting: bool) {
+        self.release_held_where(held, |entry| {
+            !(entry.is_paused() || (!lifting && self.is_paused()))
+        });
+    }
+
+    /// Dispatches the held tokens of operation `op` (whose pause is being lifted), unless the
+    /// global pause holds them.
+    fn release_held_of(&self, held: &mut Vec<Token>, op: u32) {
+        if !self.is_paused() {
+            self.release_held_where(held, |entry| entry.index == op);
         }
     }
 
-    /// Dispatches every held token whose admission is no longer paused.
-    fn release_held(&self, held: &mut Vec<Token>) {
+    fn release_held_where(&self, held: &mut Vec<Token>, release: impl Fn(&OpEntry) -> bool) {
         let mut kept = Vec::new();
         for token in held.drain(..) {
             let entry = self.entry_of(&token);
-            if self.is_paused() || entry.is_paused() {
-                kept.push(token);
-            } else {
+            if release(entry) {
                 // ORDERING: Relaxed: a report, written under the admin lock.
                 entry.held.fetch_sub(1, Ordering::Relaxed);
                 self.dispatch(token);
+            } else {
+                kept.push(token);
             }
         }
         *held = kept;
@@ -711,30 +763,36 @@ impl Shared {
         self.admin.held_len.store(0, Ordering::Relaxed);
     }
 
-    /// Kills the held tasks `which` selects, at once. Returns how many.
+    /// Kills the held tasks `which` selects, at once. Returns how many. (The kills happen after
+    /// the admin lock is released: dropping a closure or waking a waker may run user code.)
     pub(crate) fn kill_held(&self, which: impl Fn(&dyn Job) -> bool) -> usize {
-        let mut held = self.admin.held.lock().unwrap_or_else(|e| e.into_inner());
-        let mut killed = 0;
-        let mut kept = Vec::new();
-        for token in held.drain(..) {
-            let job = self.job_of(&token);
-            if which(&*job) {
-                // ORDERING: Relaxed: a report, written under the admin lock.
-                self.entry_of(&token).held.fetch_sub(1, Ordering::Relaxed);
-                self.take_job(&token);
-                if job.abandon(TaskError::Killed, TokenState::Killed) {
-                    killed += 1;
+        let mut chosen = Vec::new();
+        {
+            let mut held = self.admin.held.lock().unwrap_or_else(|e| e.into_inner());
+            let mut kept = Vec::new();
+            for token in held.drain(..) {
+                if which(&*self.job_of(&token)) {
+                    // ORDERING: Relaxed: a report, written under the admin lock.
+                    self.entry_of(&token).held.fetch_sub(1, Ordering::Relaxed);
+                    chosen.push(token);
+                } else {
+                    kept.push(token);
                 }
-                self.count_unrun(&*job, self.stripe());
-                drop(job);
-                self.ring.give_back(token);
-            } else {
-                kept.push(token);
             }
+            *held = kept;
+            // ORDERING: Relaxed: a report.
+            self.admin.held_len.store(held.len(), Ordering::Relaxed);
         }
-        *held = kept;
-        // ORDERING: Relaxed: a report.
-        self.admin.held_len.store(held.len(), Ordering::Relaxed);
+        let mut killed = 0;
+        for token in chosen {
+            let job = self.take_job(&token);
+            if job.abandon(TaskError::Killed, TokenState::Killed) {
+                killed += 1;
+            }
+            self.count_unrun(&*job, self.stripe());
+            drop(job);
+            self.ring.give_back(token);
+        }
         killed
     }
 

@@ -314,7 +314,7 @@ fn operation_stats(entry: &OpEntry) -> OperationStats {
         retried: c.sum(|s| &s.retried),
         paused: entry.is_paused(),
         is_blocked: entry.is_blocked(),
-        concurrency_limit: entry.limiter.as_ref().map(|l| l.limit as u32),
+        concurrency_limit: entry.limiter.get().map(|l| l.limit as u32),
         run_time: Histogram::from_raw(run.0, run.1),
         queue_wait: Histogram::from_raw(wait.0, wait.1),
     }
@@ -336,7 +336,7 @@ fn stats(shared: &Shared) -> Stats {
                 busy,
                 idle: uptime.saturating_sub(busy),
                 lane_depth: Weight::ALL.map(|l| w.mailbox.len(l)),
-                pinned_depth: w.pinned.len(),
+                pinned_depth: w.pinned.len() + w.broadcasts.len(),
                 busy_now: w.sleeper.is_busy(),
             }
         })

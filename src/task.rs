@@ -82,6 +82,8 @@ pub(crate) struct TaskMeta {
     pub(crate) sticky: Option<u64>,
     /// Only this worker may run it (broadcast).
     pub(crate) pinned_to: Option<usize>,
+    /// The worker it must run on: `pinned_to`, or its sticky key's worker.
+    pub(crate) home: Option<usize>,
     /// Admission time on the runtime's clock (0 when timings are off).
     pub(crate) submitted_ns: u64,
     /// Start deadline, if its operation has one.

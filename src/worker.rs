@@ -131,6 +131,9 @@ impl Worker {
     #[inline]
     fn find_work(&self) -> Option<Token> {
         let shared = &*self.shared;
+        if let Some(token) = shared.workers[self.index].broadcasts.pop() {
+            return Some(token);
+        }
         let pinned_first = !self.pinned_first.get();
         self.pinned_first.set(pinned_first);
         if pinned_first {
@@ -168,7 +171,10 @@ impl Worker {
     fn has_work(&self) -> bool {
         let shared = &*self.shared;
         let me = &shared.workers[self.index];
-        if !me.mailbox.is_empty() || (self.sticky_depth.get() == 0 && !me.pinned.is_empty()) {
+        if !me.mailbox.is_empty()
+            || !me.broadcasts.is_empty()
+            || (self.sticky_depth.get() == 0 && !me.pinned.is_empty())
+        {
             return true;
         }
         let n = shared.workers.len();
@@ -192,20 +198,27 @@ impl Worker {
         let Some(entry) = shared.ops.by_index(meta.op) else {
             unreachable!("an admitted task's operation is in the table")
         };
-        let permit = entry.limiter.is_some() && shared.take_permit(&token);
+        let permit = entry.limiter.get().is_some() && shared.take_permit(&token);
         if let Some((error, lifecycle)) = self.verdict(meta) {
             job.abandon(error, lifecycle);
             shared.count_unrun(&*job, self.stripe());
             self.record_unrun(&*job);
         } else {
-            if let (Some(limiter), false) = (&entry.limiter, permit) {
+            if let (Some(limiter), false) = (entry.limiter.get(), permit) {
                 // The job goes back into the token's slot while the token waits for a permit.
                 shared.put_job(&token, job);
-                // The permit goes to the oldest waiter, perhaps not this token: execute that
-                // one (its verdict is checked again: it may have been killed meanwhile).
+                // The permit goes to the oldest waiter, perhaps not this token. This one runs
+                // here (its verdict checked again: it may have been killed meanwhile); another
+                // goes back to routing (it may be sticky, a broadcast, or of a weight this
+                // worker may not run).
+                let mine = token.index();
                 if let Some(first) = limiter.acquire(token) {
                     shared.give_permit(&first);
-                    self.execute(first);
+                    if first.index() == mine {
+                        self.execute(first);
+                    } else {
+                        shared.dispatch(first);
+                    }
                 }
                 return; // else it waits: whoever releases a permit dispatches it
             }
@@ -223,7 +236,7 @@ impl Worker {
     fn finish(&self, token: Token, entry: &crate::ops::OpEntry, permit: bool) {
         let shared = &*self.shared;
         if permit {
-            if let Some(next) = entry.limiter.as_ref().and_then(|l| l.release()) {
+            if let Some(next) = entry.limiter.get().and_then(|l| l.release()) {
                 shared.give_permit(&next);
                 shared.dispatch(next);
             }
@@ -259,7 +272,13 @@ impl Worker {
             job.abandon(error, lifecycle);
             return false;
         }
-        self.run_recorded(job)
+        let shared = &*self.shared;
+        match shared.ops.by_index(job.meta().op) {
+            // Held by a pause or under a concurrency limit: not this thread's to run now (the
+            // joiner helps with other work until it is done).
+            Some(e) if e.limiter.get().is_some() || e.is_paused() || shared.is_paused() => false,
+            _ => self.run_recorded(job),
+        }
     }
 
     /// Runs `job` here if nobody has run or killed it yet, recording counters, timings and
@@ -267,8 +286,8 @@ impl Worker {
     pub(crate) fn run_recorded(&self, job: &dyn Job) -> bool {
         let shared = &*self.shared;
         let meta = job.meta();
-        if meta.pinned_to.is_some_and(|w| w != self.index) {
-            return false; // another worker's broadcast run: only it may run it
+        if meta.home.is_some_and(|w| w != self.index) {
+            return false; // another worker's broadcast run or sticky task: only it may run it
         }
         let timings = shared.settings.timings;
         let start = if timings { shared.clock.now_ns() } else { 0 };
@@ -302,20 +321,20 @@ impl Worker {
                 self.check_auto_block(entry);
             }
             if timings {
-                c.run_time.record(stripe, end - start);
+                c.run_time.record(stripe, end.saturating_sub(start));
                 c.queue_wait
                     .record(stripe, start.saturating_sub(meta.submitted_ns));
             }
         }
         if timings {
-            bump_exclusive(&me.counters.busy_ns, end - start);
+            bump_exclusive(&me.counters.busy_ns, end.saturating_sub(start));
             me.history.record(RawRecord {
                 id: meta.id.as_u64(),
                 worker: self.index,
                 op: meta.op,
                 outcome: state,
                 wait_ns: start.saturating_sub(meta.submitted_ns),
-                run_ns: end - start,
+                run_ns: end.saturating_sub(start),
                 finished_ns: end,
             });
         }
@@ -328,6 +347,9 @@ impl Worker {
             return;
         }
         let meta = job.meta();
+        if !matches!(job.state(), TokenState::Killed | TokenState::TimedOut) {
+            return; // it ran elsewhere (an inline join), which recorded it
+        }
         let now = shared.clock.now_ns();
         shared.workers[self.index].history.record(RawRecord {
             id: meta.id.as_u64(),

@@ -506,3 +506,62 @@ fn a_worker_joining_a_killed_or_late_task_does_not_run_it_inline() {
     assert_eq!((k.killed, k.completed), (1, 0));
     assert_eq!(rt.operation_stats("late").unwrap().timed_out, 1);
 }
+
+#[test]
+fn shutdown_racing_paused_submissions_loses_no_token() {
+    for _ in 0..100 {
+        let rt = Arc::new(runtime(1));
+        rt.pause();
+        let r = rt.clone();
+        let submitter =
+            std::thread::spawn(move || (0..20).map(|_| r.spawn(|| 1)).collect::<Vec<_>>());
+        rt.shutdown(); // returns only once every token is home
+        for h in submitter.join().unwrap() {
+            let outcome = h.join();
+            assert!(
+                outcome == Ok(1) || outcome == Err(TaskError::ShutDown),
+                "{outcome:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_sticky_task_joined_from_another_worker_still_runs_on_its_own() {
+    const KEYED: Operation = Operation::new("keyed");
+    let rt = Arc::new(runtime(2));
+    for key in 0..2u64 {
+        let r = rt.clone();
+        // From each worker, submit a task of `key` and join it: it runs on the key's worker,
+        // whichever worker joins it.
+        let seen: Vec<_> = rt
+            .broadcast(move |_| {
+                r.submit(&KEYED.sticky(key), tokengate::current_worker)
+                    .join()
+            })
+            .into_iter()
+            .map(|r| r.unwrap().unwrap())
+            .collect();
+        assert_eq!(seen[0], seen[1], "key {key} ran on two workers");
+    }
+}
+
+#[test]
+fn a_broadcast_reaches_a_worker_busy_in_a_sticky_task() {
+    // Sticky keys 0 and 1 live on workers 0 and 1 (two workers, Spread routing). A task of
+    // key 0 joins one of key 1, which broadcasts: worker 0, inside its sticky task, must still
+    // take its broadcast run.
+    const KEYED: Operation = Operation::new("keyed_broadcast");
+    let rt = Arc::new(runtime(2));
+    let r = rt.clone();
+    let got = rt
+        .submit(&KEYED.sticky(0), move || {
+            let r2 = r.clone();
+            r.submit(&KEYED.sticky(1), move || r2.broadcast(|ctx| ctx.index()))
+                .join()
+                .unwrap()
+        })
+        .join()
+        .unwrap();
+    assert_eq!(got, vec![Ok(0), Ok(1)]);
+}
