@@ -272,6 +272,11 @@ impl OpTable {
             // ORDERING: Acquire pairs with the Release of the CAS that published the entry.
             let p = self.slots[i].load(Ordering::Acquire);
             if p.is_null() {
+                // ORDERING: Relaxed: once the table is full it stays full; names beyond it go
+                // to the overflow entry without taking the insert lock.
+                if self.count.load(Ordering::Relaxed) >= MAX_OPERATIONS {
+                    return self.overflow();
+                }
                 return self.insert(op);
             }
             // SAFETY: published entries live as long as the table.
