@@ -554,34 +554,27 @@ impl Shared {
         })
     }
 
-    /// The task under `token`. The caller holds the token.
+    /// Calls `f` with the task under `token`. The caller holds the token.
     #[inline]
-    pub(crate) fn job_of(&self, token: &Token) -> JobRef {
+    fn with_job<R>(&self, token: &Token, f: impl FnOnce(&JobRef) -> R) -> R {
         // SAFETY: the caller holds `token` (popped it from a mailbox or a queue, or took it
         // from the ring), so it alone touches the slot; the hand-over's Acquire made the
         // submitter's write visible.
-        let job = self.tokens[token.index()]
+        self.tokens[token.index()]
             .job
-            .with(|j| unsafe { (*j).clone() });
-        match job {
-            Some(job) => job,
-            None => unreachable!("an admitted token always has its task"),
-        }
+            .with(|j| match unsafe { &*j } {
+                Some(job) => f(job),
+                None => unreachable!("an admitted token always has its task"),
+            })
     }
 
     /// Routes an admitted token to a worker and wakes whoever should run it: its fixed worker
     /// for sticky and broadcast tasks; else locality, then the least-loaded allowed worker.
     #[inline]
     pub(crate) fn dispatch(&self, token: Token) {
-        // SAFETY: the caller holds `token` (see `job_of`).
-        let (weight, pinned_to, home) = self.tokens[token.index()].job.with(|j| unsafe {
-            match &*j {
-                Some(job) => {
-                    let m = job.meta();
-                    (m.weight, m.pinned_to, m.home)
-                }
-                None => unreachable!("an admitted token always has its task"),
-            }
+        let (weight, pinned_to, home) = self.with_job(&token, |job| {
+            let m = job.meta();
+            (m.weight, m.pinned_to, m.home)
         });
         if let Some(target) = home {
             let queue = match pinned_to {
@@ -622,7 +615,7 @@ impl Shared {
     /// Whether `token` holds its operation's permit; clears the mark. Holder only.
     #[inline]
     pub(crate) fn take_permit(&self, token: &Token) -> bool {
-        // SAFETY: the caller holds `token` (see `job_of`).
+        // SAFETY: the caller holds `token` (see `with_job`).
         self.tokens[token.index()]
             .permit
             .with_mut(|p| unsafe { std::mem::replace(&mut *p, false) })
@@ -630,7 +623,7 @@ impl Shared {
 
     /// Marks `token`'s task as holding its operation's permit. Holder only.
     pub(crate) fn give_permit(&self, token: &Token) {
-        // SAFETY: the caller holds `token` (see `job_of`).
+        // SAFETY: the caller holds `token` (see `with_job`).
         self.tokens[token.index()]
             .permit
             .with_mut(|p| unsafe { *p = true });
@@ -687,7 +680,7 @@ impl Shared {
     }
 
     fn entry_of(&self, token: &Token) -> &OpEntry {
-        let op = self.job_of(token).meta().op;
+        let op = self.with_job(token, |job| job.meta().op);
         match self.ops.by_index(op) {
             Some(e) => e,
             None => unreachable!("an admitted task's operation is in the table"),
@@ -763,15 +756,15 @@ impl Shared {
         self.admin.held_len.store(0, Ordering::Relaxed);
     }
 
-    /// Kills the held tasks `which` selects, at once. Returns how many. (The kills happen after
-    /// the admin lock is released: dropping a closure or waking a waker may run user code.)
-    pub(crate) fn kill_held(&self, which: impl Fn(&dyn Job) -> bool) -> usize {
+    /// Kills the held tasks `which` selects, at once. (The kills happen after the admin lock is
+    /// released: dropping a closure or waking a waker may run user code.)
+    pub(crate) fn kill_held(&self, which: impl Fn(&dyn Job) -> bool) {
         let mut chosen = Vec::new();
         {
             let mut held = self.admin.held.lock().unwrap_or_else(|e| e.into_inner());
             let mut kept = Vec::new();
             for token in held.drain(..) {
-                if which(&*self.job_of(&token)) {
+                if self.with_job(&token, |job| which(&**job)) {
                     // ORDERING: Relaxed: a report, written under the admin lock.
                     self.entry_of(&token).held.fetch_sub(1, Ordering::Relaxed);
                     chosen.push(token);
@@ -783,17 +776,13 @@ impl Shared {
             // ORDERING: Relaxed: a report.
             self.admin.held_len.store(held.len(), Ordering::Relaxed);
         }
-        let mut killed = 0;
         for token in chosen {
             let job = self.take_job(&token);
-            if job.abandon(TaskError::Killed, TokenState::Killed) {
-                killed += 1;
-            }
+            job.abandon(TaskError::Killed, TokenState::Killed);
             self.count_unrun(&*job, self.stripe());
             drop(job);
             self.ring.give_back(token);
         }
-        killed
     }
 
     pub(crate) fn held_len(&self) -> usize {
