@@ -59,7 +59,7 @@ impl Runtime {
     /// Resumes admission of the operation `name`, dispatching its held tasks.
     pub fn resume_operation(&self, name: &str) {
         let shared = self.shared();
-        if let Some(entry) = shared.ops.find(name) {
+        if let Some(entry) = shared.ops.lookup(name) {
             shared.set_operation_paused(entry, false);
         }
     }
@@ -87,7 +87,7 @@ impl Runtime {
     /// ```
     pub fn kill_operation(&self, name: &str) {
         let shared = self.shared();
-        let Some(entry) = shared.ops.find(name) else {
+        let Some(entry) = shared.ops.lookup(name) else {
             return;
         };
         // ORDERING: Relaxed: see `OpEntry::epoch`.
@@ -128,7 +128,7 @@ impl Runtime {
     /// Lifts the block of the operation `name` (see
     /// [`Builder::auto_block`](crate::Builder::auto_block)); its failure rate counts afresh.
     pub fn unblock_operation(&self, name: &str) {
-        if let Some(entry) = self.shared().ops.find(name) {
+        if let Some(entry) = self.shared().ops.lookup(name) {
             ops::unblock(entry);
         }
     }

@@ -1,8 +1,10 @@
 //! [`Runtime::broadcast`]: one run of a closure on every worker.
 
-use crate::error::{TaskError, TrySubmitError};
+use crate::error::TaskError;
 use crate::operation::{Operation, Weight};
 use crate::runtime::Runtime;
+use crate::shared::Shared;
+use crate::task::TaskGroup;
 
 /// What a broadcast closure learns about where it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,8 +33,11 @@ impl Runtime {
     /// state) and returns one result per worker, in worker order. The closure may borrow: it
     /// has finished everywhere when `broadcast` returns.
     ///
-    /// Each run waits in its worker's own queue (never stolen), after what that worker has
-    /// queued before it; a pause does not hold it. After shutdown every result is
+    /// Each run waits in its worker's own queue (never stolen) and starts once that worker
+    /// has nothing of its own queued: after the tasks queued on it before the broadcast (and
+    /// any queued there meanwhile, as with rayon's broadcasts); a pause does not hold it.
+    /// Called from a task while every token is out, the runs go to their workers without a
+    /// token, one after the other. After shutdown every result is
     /// `Err(TaskError::ShutDown)`; a panicking run gives `Err(TaskError::Panicked(..))` for
     /// its worker and the others still run.
     ///
@@ -55,24 +60,24 @@ impl Runtime {
         let shared = self.shared();
         let workers = shared.workers.len();
         let f = &f;
+        let group = TaskGroup::new();
         let handles: Vec<_> = (0..workers)
             .map(|index| {
                 let ctx = BroadcastContext { index, workers };
-                // SAFETY: every handle is joined below before `f` (borrowed) goes out of
-                // scope, and joining waits until the task ran or was dropped unrun; a refused
-                // submission drops its closure before returning.
+                let run = move || f(ctx);
+                // SAFETY: the task belongs to `group`, which is empty before this function
+                // returns (so before `f`, borrowed, goes out of scope).
                 let admitted = unsafe {
-                    shared.admit_unchecked(&BROADCAST, move || f(ctx), true, Some(index))
+                    shared.admit_unchecked(&BROADCAST, run, true, Some(index), Some(&group))
                 };
-                admitted.map_err(|e| match e {
-                    TrySubmitError::Blocked(_) => TaskError::Blocked,
-                    _ => TaskError::ShutDown,
-                })
+                admitted.map_err(|refused| Shared::refusal(&refused))
             })
             .collect();
-        handles
+        let results = handles
             .into_iter()
             .map(|h| h.and_then(|h| h.join()))
-            .collect()
+            .collect();
+        crate::scope::wait_for_group(shared, &group);
+        results
     }
 }

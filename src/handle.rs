@@ -136,7 +136,11 @@ impl<T> TaskHandle<T> {
                     job.abandon(TaskError::TimedOut, TokenState::TimedOut);
                 }
             }
-            job.wait();
+            // A worker of another runtime keeps serving its own while it waits (its tasks
+            // may be what this task waits for); any other thread blocks.
+            if worker::with_any_current(|w| w.wait_helping(job)).is_none() {
+                job.wait();
+            }
         }
         match self.task.take_output() {
             Some(outcome) => outcome,
@@ -152,7 +156,20 @@ impl<T> TaskHandle<T> {
     }
 
     /// Waits at most `timeout` for the task to finish; returns whether it did. A worker of the
-    /// task's runtime runs the task inline if it has not started.
+    /// task's runtime runs the task inline if it has not started. A timeout too large to add
+    /// to the current time (such as `Duration::MAX`) waits as long as it takes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = tokengate::Runtime::builder().workers(1).pin(false).build()?;
+    /// let h = rt.spawn(|| 2 + 2);
+    /// assert!(h.wait_timeout(Duration::MAX));
+    /// assert_eq!(h.join(), Ok(4));
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         let job = self.task.as_job();
         if job.is_ready() {
@@ -163,7 +180,13 @@ impl<T> TaskHandle<T> {
         {
             return true;
         }
-        let deadline = Instant::now() + timeout;
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            // No instant that far away: wait for the outcome, as `join` does.
+            if worker::with_any_current(|w| w.wait_helping(job)).is_none() {
+                job.wait();
+            }
+            return true;
+        };
         loop {
             let now = Instant::now();
             if now >= deadline {
@@ -184,9 +207,20 @@ impl<T> TaskHandle<T> {
     }
 
     /// Cancels the task if it has not started. Returns `true` if it will never run (its join
-    /// then returns [`TaskError::Killed`]), `false` if it is running or finished.
+    /// then returns [`TaskError::Killed`]), `false` if it is running or finished. A running
+    /// task submitted with [`Runtime::submit_retrying`](crate::Runtime::submit_retrying) is
+    /// not retried after its current attempt.
+    ///
+    /// The closure of a cancelled task is dropped here; a panic in its captures' `Drop` is
+    /// contained (the panic hook reports it) and the task still resolves `Killed`.
     pub fn cancel(&self) -> bool {
-        self.task.abandon(TaskError::Killed, TokenState::Killed)
+        if self.task.abandon(TaskError::Killed, TokenState::Killed) {
+            return true;
+        }
+        if self.task.state() == TokenState::Executing {
+            self.task.meta().request_stop();
+        }
+        false
     }
 
     /// Where the task is in its life.

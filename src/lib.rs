@@ -50,6 +50,7 @@
 mod admin;
 mod broadcast;
 mod clock;
+mod contain;
 mod counters;
 mod error;
 #[cfg(not(loom))]

@@ -22,7 +22,6 @@ use std::fmt;
 use crate::operation::Weight;
 use crate::queue::ArrayQueue;
 use crate::ring::Token;
-use crate::sync::{spin_loop, thread};
 
 /// How many picks in a row may pass over a non-empty lane before it goes first.
 pub const STARVATION_LIMIT: u8 = 8;
@@ -71,13 +70,8 @@ impl Mailbox {
     /// push fails only while the pop of the slot it needs is in progress, and then retries.
     #[inline]
     pub fn push(&self, weight: Weight, token: Token) {
-        let lane = &self.lanes[weight.lane()];
-        let mut token = token;
-        while let Err(back) = lane.push(token) {
-            token = back;
-            spin_loop();
-            thread::yield_now();
-        }
+        // A lane has room for every token of the ring.
+        self.lanes[weight.lane()].push_bounded_by_caller(token);
     }
 
     /// Takes the next token by lane priority and `picker`'s starvation rule.

@@ -14,7 +14,10 @@ use crate::ring::Token;
 use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Mutex, Ordering};
 
 /// Distinct operation names a runtime tracks separately; later names share the entry
-/// [`OVERFLOW_NAME`].
+/// [`OVERFLOW_NAME`]: its counters, its pause, its kill epoch and its concurrency limiter (the
+/// first limited operation among them sets the limit, which then applies to every *limited*
+/// operation of the overflow; unlimited ones stay unlimited). A user operation named
+/// `OVERFLOW_NAME` is that entry too, so the name is never reported twice.
 #[cfg(not(loom))]
 pub(crate) const MAX_OPERATIONS: usize = 1024;
 /// Small under loom: every slot is a modelled atomic.
@@ -86,9 +89,8 @@ impl Limiter {
         // Push before counting: a thread that counts a permit for a waiter (here or in
         // `release`) then finds a token in the queue, because every token counted before its
         // own RMW on `demand` was pushed before that RMW.
-        if self.waiting.push(token).is_err() {
-            unreachable!("the waiting queue holds every token of the ring");
-        }
+        // The waiting queue has room for every token of the ring.
+        self.waiting.push_bounded_by_caller(token);
         // ORDERING: AcqRel: the RMWs on `demand` form one release sequence, so the pushes
         // of every token counted before ours are visible to us (and the effects of the
         // holder whose permit we take happen before we run).
@@ -97,6 +99,43 @@ impl Limiter {
         } else {
             None
         }
+    }
+
+    /// Takes a permit without entering the waiting queue, if one is free (which means nobody
+    /// waits): for a holder that has no token to queue. It counts in `demand` like any
+    /// holder and gives the permit back with [`release`](Self::release).
+    ///
+    /// ```
+    /// use tokengate::primitives::Limiter;
+    ///
+    /// let limiter = Limiter::new(1, 4);
+    /// assert!(limiter.try_acquire());
+    /// assert!(!limiter.try_acquire() && !limiter.has_free_permit());
+    /// assert!(limiter.release().is_none());
+    /// assert!(limiter.has_free_permit());
+    /// ```
+    pub fn try_acquire(&self) -> bool {
+        // ORDERING: Relaxed: a first guess, checked by the CAS.
+        let mut demand = self.demand.load(Ordering::Relaxed);
+        while demand < self.limit {
+            // ORDERING: AcqRel, as the RMWs of `acquire`: the effects of the holder whose
+            // permit we take happen before we run. Relaxed on failure: retried.
+            match self.demand.compare_exchange_weak(
+                demand,
+                demand + 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => demand = now,
+            }
+        }
+        false
+    }
+
+    /// Whether a permit is free (a hint: another thread may take it first).
+    pub fn has_free_permit(&self) -> bool {
+        self.demand() < self.limit
     }
 
     /// Gives a permit back; returns the waiting token that now holds it, if any (the caller
@@ -267,6 +306,9 @@ impl OpTable {
     #[inline]
     pub(crate) fn entry(&self, op: &Operation) -> &OpEntry {
         let name = op.name();
+        if name == OVERFLOW_NAME {
+            return self.overflow();
+        }
         let mut i = hash(name) % SLOTS;
         loop {
             // ORDERING: Acquire pairs with the Release of the CAS that published the entry.
@@ -288,16 +330,46 @@ impl OpTable {
         }
     }
 
-    /// The entry with `name`, if any task of it was ever submitted.
-    pub(crate) fn find(&self, name: &str) -> Option<&OpEntry> {
-        self.iter().find(|e| e.name == name)
+    /// The entry of the name `name` as a submission of it would find it: its own, or, once
+    /// the table is full, the overflow entry; `None` if that entry does not exist yet.
+    pub(crate) fn lookup(&self, name: &str) -> Option<&OpEntry> {
+        if name != OVERFLOW_NAME {
+            let mut i = hash(name) % SLOTS;
+            loop {
+                // ORDERING: Acquire, as in `entry`.
+                let p = self.slots[i].load(Ordering::Acquire);
+                if p.is_null() {
+                    break;
+                }
+                // SAFETY: published entries live as long as the table.
+                let e = unsafe { &*p };
+                if e.name == name {
+                    return Some(e);
+                }
+                i = (i + 1) % SLOTS;
+            }
+            if !self.is_full() {
+                return None;
+            }
+        }
+        self.by_index(MAX_OPERATIONS as u32)
     }
 
-    /// The entry with `name`, created if it was never seen (its name is then interned: kept
-    /// once per process, see [`intern`]).
+    /// Whether every entry of the table is taken (new names go to the overflow entry).
+    fn is_full(&self) -> bool {
+        // ORDERING: Relaxed: the count only grows; a stale read finds an entry by name below.
+        self.count.load(Ordering::Relaxed) >= MAX_OPERATIONS
+    }
+
+    /// The entry of the name `name`, as [`entry`](Self::entry) for a submission of it:
+    /// created if it was never seen and the table has room (its name is then interned: kept
+    /// once per process, see [`intern`]); else the overflow entry. An admin call on a name
+    /// never submitted (to pause it before its first task) so interns at most
+    /// `MAX_OPERATIONS` names per runtime.
     pub(crate) fn entry_by_name(&self, name: &str) -> &OpEntry {
-        match self.find(name) {
+        match self.lookup(name) {
             Some(e) => e,
+            None if self.is_full() => self.overflow(),
             None => self.entry(&Operation::new(intern(name))),
         }
     }
@@ -442,13 +514,15 @@ pub(crate) fn unblock(entry: &OpEntry) {
 /// admin calls get here, never the submit path, hence a plain std lock (not a protocol the
 /// loom models need to see).
 fn intern(name: &str) -> &'static str {
-    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    static NAMES: std::sync::Mutex<Option<std::collections::HashSet<&'static str>>> =
+        std::sync::Mutex::new(None);
     let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(&known) = names.iter().find(|&&n| n == name) {
+    let names = names.get_or_insert_with(Default::default);
+    if let Some(&known) = names.get(name) {
         return known;
     }
     let owned: &'static str = Box::leak(name.to_owned().into_boxed_str());
-    names.push(owned);
+    names.insert(owned);
     owned
 }
 
@@ -504,10 +578,10 @@ mod tests {
             (0..6).collect::<Vec<_>>(),
             "indices are dense and unique"
         );
-        assert_eq!(table.find("c").unwrap().name, "c");
-        assert!(table.find("z").is_none());
+        assert_eq!(table.lookup("c").unwrap().name, "c");
+        assert!(table.lookup("z").is_none());
         assert_eq!(table.entry_by_name("z").name, "z");
-        assert_eq!(table.find("z").unwrap().index, 6);
+        assert_eq!(table.lookup("z").unwrap().index, 6);
     }
 
     #[test]

@@ -146,6 +146,23 @@ impl<T> ArrayQueue<T> {
         }
     }
 
+    /// Appends `value` to a queue that has room for every value that can exist at once (a
+    /// queue of tokens as large as the ring): a push then fails only while the pop of the slot
+    /// it needs is between its claim and its stamp, and that pop finishes without waiting for
+    /// anybody, so this retries (spin, then yield) until it lands.
+    ///
+    /// On a queue that can really be full this never returns: only use it where the caller
+    /// bounds the values, as the runtime's token queues do.
+    #[inline]
+    pub fn push_bounded_by_caller(&self, value: T) {
+        let mut value = value;
+        while let Err(back) = self.push(value) {
+            value = back;
+            crate::sync::spin_loop();
+            crate::sync::thread::yield_now();
+        }
+    }
+
     /// Removes the oldest value, or returns `None` if the queue is (or, transiently, looks)
     /// empty.
     #[inline]

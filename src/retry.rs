@@ -4,8 +4,10 @@
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 /// `func` run up to `1 + retries` times while it panics; the last panic propagates (so the
-/// task resolves `Panicked` with the last attempt's payload). Each failed attempt that is
-/// retried is reported to the running worker's statistics.
+/// task resolves `Panicked` with the last attempt's payload). Between attempts the loop asks
+/// the running worker whether it may go on (`worker::may_retry`): a cancel, kill, drain,
+/// block or `shutdown_now` stops it there, with the last attempt's panic as the outcome. Each
+/// failed attempt that is retried is reported to the operation's reputation.
 pub(crate) fn retrying<F, T>(retries: u32, mut func: F) -> impl FnOnce() -> T + Send
 where
     F: FnMut() -> T + Send,
@@ -15,10 +17,11 @@ where
         loop {
             match catch_unwind(AssertUnwindSafe(&mut func)) {
                 Ok(value) => return value,
-                Err(payload) if left == 0 => resume_unwind(payload),
-                Err(_) => {
+                Err(payload) if left == 0 || !crate::worker::may_retry() => resume_unwind(payload),
+                Err(payload) => {
                     left -= 1;
-                    crate::worker::note_retried_attempt();
+                    // A payload whose drop panics ends the loop: that panic is the task's.
+                    drop(payload);
                 }
             }
         }

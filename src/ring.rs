@@ -16,7 +16,6 @@
 use std::fmt;
 
 use crate::queue::ArrayQueue;
-use crate::sync::{spin_loop, thread};
 use crate::wait_list::WaitList;
 
 /// The right to have one task admitted. Move-only: exactly one holder at a time.
@@ -99,14 +98,8 @@ impl TokenRing {
     /// conditions, and a waiter only exists when the ring ran dry, off the hot path.
     #[inline]
     pub fn give_back(&self, token: Token) {
-        let mut token = token;
-        // The ring has a slot for every token, so a push fails only while a pop of the slot
-        // it needs is in progress; that pop finishes without waiting for anybody.
-        while let Err(back) = self.free.push(token) {
-            token = back;
-            spin_loop();
-            thread::yield_now();
-        }
+        // The ring has a slot for every token.
+        self.free.push_bounded_by_caller(token);
         self.waiters.notify_all();
     }
 

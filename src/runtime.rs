@@ -41,7 +41,13 @@ pub struct Builder {
     metrics: bool,
     history: usize,
     auto_block: bool,
+    stack_size: usize,
 }
+
+/// The worker threads' default stack size (as std's spawned threads).
+const DEFAULT_STACK_SIZE: usize = 2 << 20;
+/// The smallest worker stack `Builder::stack_size` accepts.
+const MIN_STACK_SIZE: usize = 64 << 10;
 
 impl Default for Builder {
     fn default() -> Self {
@@ -55,6 +61,7 @@ impl Default for Builder {
             metrics: true,
             history: 256,
             auto_block: false,
+            stack_size: DEFAULT_STACK_SIZE,
         }
     }
 }
@@ -146,9 +153,49 @@ impl Builder {
         self
     }
 
+    /// The stack size of each worker thread, in bytes. Default 2 MiB (as std's threads);
+    /// at least 64 KiB.
+    ///
+    /// Nested submit-and-join from tasks (a task that submits a task and joins it, which runs
+    /// it inline on the same worker, recursively) uses the worker's stack for every level:
+    /// about 1.3 KiB per level in a release build (more in a debug build, which keeps bigger
+    /// frames), so the default stack holds about 1,500 levels. Deeper recursion needs a
+    /// bigger stack: `stack_size(64 << 20)` holds about 45,000 release levels. The memory is
+    /// reserved, not committed: pages are used only as deep as the recursion goes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::{Runtime, TaskHandle};
+    /// use std::sync::Arc;
+    ///
+    /// fn depth(rt: Arc<Runtime>, n: u32) -> u32 {
+    ///     if n == 0 { return 0; }
+    ///     let inner = rt.clone();
+    ///     let h: TaskHandle<u32> = rt.spawn(move || depth(inner, n - 1));
+    ///     1 + h.join().unwrap()
+    /// }
+    ///
+    /// let rt = Arc::new(Runtime::builder().workers(1).pin(false).stack_size(64 << 20).build()?);
+    /// let inner = rt.clone();
+    /// assert_eq!(rt.spawn(move || depth(inner, 3_000)).join(), Ok(3_000));
+    /// assert!(Runtime::builder().stack_size(1024).build().is_err());
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
     /// Builds the runtime and starts its workers, or says which setting to change.
     pub fn build(self) -> Result<Runtime, BuildError> {
         let plan = self.plan()?;
+        if self.stack_size < MIN_STACK_SIZE {
+            return Err(BuildError::new(format!(
+                "stack_size({}) is too small for a worker thread; use at least {} (64 KiB)",
+                self.stack_size, MIN_STACK_SIZE
+            )));
+        }
         if self.history > 1 << 20 {
             return Err(BuildError::new(format!(
                 "history({}) keeps too many records; use at most {}",
@@ -170,6 +217,7 @@ impl Builder {
             let core = plan.cores.as_ref().map(|c| c[index]);
             let spawned = thread::Builder::new()
                 .name(format!("tokengate-worker-{index}"))
+                .stack_size(self.stack_size)
                 .spawn(move || {
                     if let Some(core) = core {
                         topology::pin_current_thread(core);

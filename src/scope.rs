@@ -5,11 +5,13 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-use crate::error::{TaskError, TrySubmitError};
+use crate::error::TaskError;
 use crate::handle::TaskHandle;
 use crate::operation::Operation;
 use crate::runtime::Runtime;
-use crate::sync::{thread, Arc, AtomicUsize, Ordering};
+use crate::shared::Shared;
+use crate::sync::{thread, Arc};
+use crate::task::TaskGroup;
 use crate::token::TokenState;
 use crate::worker;
 
@@ -34,7 +36,10 @@ use crate::worker;
 /// ```
 pub struct Scope<'scope, 'env: 'scope> {
     runtime: &'scope Runtime,
-    state: Arc<ScopeState>,
+    /// Every scoped task's allocation counts here until it is dropped: `scope` returns only
+    /// once the group is empty, so no closure, output or panic payload of a scoped task (all
+    /// of which may borrow from `'env`) is touched after it returns.
+    group: Arc<TaskGroup>,
     /// Invariant in `'scope` and `'env`, as `std::thread::Scope` is.
     _scope: PhantomData<&'scope mut &'scope ()>,
     _env: PhantomData<&'env mut &'env ()>,
@@ -75,42 +80,6 @@ impl<T> fmt::Debug for ScopedHandle<'_, T> {
     }
 }
 
-struct ScopeState {
-    /// Scoped tasks whose closure has not yet been consumed or dropped.
-    pending: AtomicUsize,
-    owner: thread::Thread,
-}
-
-/// Lives inside a scoped task's closure: dropped when the closure has run or was dropped
-/// unrun, after everything it borrowed (field order), it lets the scope end.
-struct PendingGuard(Arc<ScopeState>);
-
-impl Drop for PendingGuard {
-    fn drop(&mut self) {
-        // ORDERING: AcqRel: Release makes the task's effects visible to the owner's Acquire
-        // load in `wait_all`; Acquire orders this before the unpark.
-        if self.0.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.owner.unpark();
-        }
-    }
-}
-
-/// A scoped closure and its guard; fields drop in declaration order, so the closure (and what
-/// it borrowed) is gone before the guard lets the scope end.
-struct ScopedTask<F> {
-    func: F,
-    guard: PendingGuard,
-}
-
-impl<F: FnOnce() -> T, T> ScopedTask<F> {
-    fn call(self) -> T {
-        let ScopedTask { func, guard } = self;
-        let out = func();
-        drop(guard);
-        out
-    }
-}
-
 impl<'scope, 'env> Scope<'scope, 'env> {
     /// Submits a task that may borrow anything that outlives the scope; blocks while the
     /// runtime is at capacity, like [`Runtime::submit`].
@@ -119,26 +88,15 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        // ORDERING: Relaxed: the increment happens-before `wait_all` by program order on the
-        // owner thread (submit is called inside the scope closure) or by the spawn of the
-        // task that submits (nested).
-        self.state.pending.fetch_add(1, Ordering::Relaxed);
-        let task = ScopedTask {
-            func,
-            guard: PendingGuard(self.state.clone()),
-        };
         let shared = self.runtime.shared();
-        // SAFETY: `Runtime::scope` does not return before `pending` is zero, i.e. before every
-        // scoped closure was consumed or dropped; borrowed data outlives `'scope`.
-        let admitted = unsafe { shared.admit_unchecked(op, move || task.call(), true, None) };
+        // SAFETY: the task belongs to `self.group`, and `scope` does not return (so `'scope`
+        // and `'env` do not end) before the group is empty.
+        let admitted = unsafe { shared.admit_unchecked(op, func, true, None, Some(&self.group)) };
         let inner = match admitted {
             Ok(handle) => handle,
             Err(refused) => {
-                let error = match refused {
-                    TrySubmitError::ShutDown(_) | TrySubmitError::Full(_) => TaskError::ShutDown,
-                    TrySubmitError::Blocked(_) => TaskError::Blocked,
-                };
-                // `refused` (with the closure and guard) was dropped by the match above.
+                let error = Shared::refusal(&refused);
+                drop(refused); // the closure, unrun, while its borrows are alive
                 shared.refused(op, error)
             }
         };
@@ -158,13 +116,20 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     }
 
     fn wait_all(&self) {
-        // ORDERING: Acquire pairs with the AcqRel decrement in `PendingGuard::drop`.
-        let done = || self.state.pending.load(Ordering::Acquire) == 0;
-        let id = self.runtime.shared().id();
-        if worker::with_current(id, |w| w.help_until(done, true)).is_none() {
-            while !done() {
-                thread::park();
-            }
+        wait_for_group(self.runtime.shared(), &self.group);
+    }
+}
+
+/// Waits until every task of `group` has been dropped. A worker (of this runtime or another)
+/// keeps serving its runtime meanwhile; another thread parks (the last task's drop unparks
+/// the group's owner, which is the caller).
+pub(crate) fn wait_for_group(shared: &Shared, group: &TaskGroup) {
+    let done = || group.is_empty();
+    let helped = worker::with_current(shared.id(), |w| w.help_until(done, true))
+        .or_else(|| worker::with_any_current(|w| w.help_until(done, true)));
+    if helped.is_none() {
+        while !done() {
+            thread::park();
         }
     }
 }
@@ -172,8 +137,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 impl fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
-            // ORDERING: Relaxed: a report.
-            .field("pending", &self.state.pending.load(Ordering::Relaxed))
+            .field("done", &self.group.is_empty())
             .finish()
     }
 }
@@ -184,10 +148,7 @@ where
 {
     let scope = Scope {
         runtime,
-        state: Arc::new(ScopeState {
-            pending: AtomicUsize::new(0),
-            owner: thread::current(),
-        }),
+        group: TaskGroup::new(),
         _scope: PhantomData,
         _env: PhantomData,
     };

@@ -3,7 +3,6 @@
 
 use crossbeam_utils::CachePadded;
 use std::fmt;
-use std::sync::Arc as StdArc;
 use std::time::Instant;
 
 use crate::clock::Clock;
@@ -18,8 +17,8 @@ use crate::queue::ArrayQueue;
 use crate::ring::{Token, TokenRing};
 use crate::route::Routes;
 use crate::sleep::Sleeper;
-use crate::sync::{fence, AtomicBool, AtomicU32, AtomicUsize, Mutex, Ordering, UnsafeCell};
-use crate::task::{Job, JobRef, Outcome, Task, TaskId, TaskMeta};
+use crate::sync::{fence, Arc, AtomicBool, AtomicU32, AtomicUsize, Mutex, Ordering, UnsafeCell};
+use crate::task::{self, Job, JobRef, Task, TaskGroup, TaskId, TaskMeta};
 use crate::token::TokenState;
 use crate::worker;
 
@@ -33,8 +32,69 @@ pub(crate) struct WorkerShared {
     /// Broadcast runs for this worker; never stolen, taken even while a sticky task runs.
     pub(crate) broadcasts: ArrayQueue<Token>,
     pub(crate) sleeper: Sleeper,
+    /// Tasks handed to this worker without a token (see [`Handoffs`]).
+    pub(crate) handoffs: Handoffs,
     pub(crate) counters: CachePadded<WorkerCounters>,
     pub(crate) history: WorkerHistory,
+}
+
+/// Tasks that another worker submitted without a token and that only this worker may run
+/// (sticky tasks homed here, broadcast runs for it), handed over when the ring was dry.
+///
+/// A worker that submits into a dry ring must not wait for a token: every token may be held
+/// by tasks nested on the workers' own stacks. It runs the task in place when it may; a task
+/// that must run elsewhere comes here instead, and its submitter helps with other work until
+/// it has run. Each entry is a blocked submitter's, so the queue holds at most one task per
+/// such stack frame. Only this dry-ring path touches it, never the hot path: a lock is fine,
+/// and `len` lets the worker skip the lock when it is empty.
+#[derive(Default)]
+pub(crate) struct Handoffs {
+    jobs: Mutex<std::collections::VecDeque<JobRef>>,
+    len: AtomicUsize,
+}
+
+impl Handoffs {
+    fn push(&self, job: JobRef) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.push_back(job);
+        // ORDERING: Relaxed: a hint, written under the lock; the worker is woken after this
+        // (the wake's fence orders it) and takes the job under the lock.
+        self.len.store(jobs.len(), Ordering::Relaxed);
+    }
+
+    /// Takes the oldest job, skipping sticky ones while `sticky_allowed` is false.
+    pub(crate) fn pop(&self, sticky_allowed: bool) -> Option<JobRef> {
+        // ORDERING: Relaxed: a hint, see `push`.
+        if self.len.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let at = jobs
+            .iter()
+            .position(|j| sticky_allowed || j.meta().sticky.is_none())?;
+        let job = jobs.remove(at);
+        // ORDERING: Relaxed, see `push`.
+        self.len.store(jobs.len(), Ordering::Relaxed);
+        job
+    }
+
+    /// How many jobs wait (a hint).
+    pub(crate) fn len(&self) -> usize {
+        // ORDERING: Relaxed, see `push`.
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether a job is waiting that [`pop`](Self::pop) would take.
+    pub(crate) fn has_runnable(&self, sticky_allowed: bool) -> bool {
+        // ORDERING: Relaxed, see `push`.
+        self.len.load(Ordering::Relaxed) != 0
+            && self
+                .jobs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|j| sticky_allowed || j.meta().sticky.is_none())
+    }
 }
 
 /// Per token: the task waiting under it. Only the token's holder touches the cells, so plain
@@ -48,6 +108,24 @@ struct TokenSlot {
     permit: UnsafeCell<bool>,
     /// `kill(id)`: the generation of the task under this token to kill when reached (0: none).
     kill_generation: AtomicU32,
+}
+
+/// What [`Shared::admit_dry`] did.
+enum Dry<F, T> {
+    /// A token came home: admit as usual.
+    Token(Token, F),
+    /// The task ran (or was resolved) without a token.
+    Done(TaskHandle<T>),
+    /// The runtime was shut down meanwhile.
+    Closed(F),
+}
+
+impl fmt::Debug for Handoffs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handoffs")
+            .field("len", &self.len())
+            .finish()
+    }
 }
 
 /// A task's admission time and start deadline.
@@ -96,6 +174,8 @@ pub(crate) struct Shared {
     pub(crate) sleepers: AtomicUsize,
     /// Ids of tasks run in place without a token.
     inline_ids: AtomicU32,
+    /// This runtime's serial number in the process, part of its task ids.
+    pub(crate) serial: u32,
 }
 
 // SAFETY: the token slots' cells are only touched by the holder of the token (module docs of
@@ -141,6 +221,7 @@ impl Shared {
                         pinned: ArrayQueue::new(capacity),
                         broadcasts: ArrayQueue::new(capacity),
                         sleeper: Sleeper::new(),
+                        handoffs: Handoffs::default(),
                         counters: CachePadded::default(),
                         history: WorkerHistory::new(history_len),
                     })
@@ -152,6 +233,7 @@ impl Shared {
             stop: AtomicBool::new(false),
             sleepers: AtomicUsize::new(0),
             inline_ids: AtomicU32::new(0),
+            serial: task::next_runtime_serial(),
         }
     }
 
@@ -207,22 +289,23 @@ impl Shared {
         T: Send + 'static,
     {
         // SAFETY: `F: 'static` and `T: 'static`: nothing to outlive.
-        unsafe { self.admit_unchecked(op, func, wait, None) }
+        unsafe { self.admit_unchecked(op, func, wait, None, None) }
     }
 
     /// [`admit`](Self::admit) for closures that borrow. `pinned_to`: only that worker may run
-    /// the task (broadcast).
+    /// the task (broadcast). `group`: the scope or broadcast the task belongs to.
     ///
     /// # Safety
     ///
-    /// The caller must not let `'a` end before the task has finished (run or been dropped
-    /// unrun) and its handle is dropped: `scope` waits for that.
+    /// As [`task::erase`]: unless `F` and `T` are `'static`, the task must belong to `group`,
+    /// and the caller must not let `'a` end before the group is empty.
     pub(crate) unsafe fn admit_unchecked<'a, F, T>(
         &self,
         op: &Operation,
         func: F,
         wait: bool,
         pinned_to: Option<usize>,
+        group: Option<&Arc<TaskGroup>>,
     ) -> Result<TaskHandle<T>, TrySubmitError<F>>
     where
         F: FnOnce() -> T + Send + 'a,
@@ -241,27 +324,14 @@ impl Shared {
             return Err(TrySubmitError::Blocked(func));
         }
         let home = pinned_to.or_else(|| self.sticky_home(op));
-        let token = match self.ring.try_take() {
-            Some(token) => token,
+        let (token, func) = match self.ring.try_take() {
+            Some(token) => (token, func),
             None if !wait => return Err(TrySubmitError::Full(func)),
-            None if worker::is_worker_of(self.id())
-                && home.map_or(true, |h| Some(h) == worker::current_index(self.id()))
-                && entry.limiter.get().is_none() =>
-            {
-                // A worker must not wait for a token it may itself hold: run it in place.
-                return Ok(self.run_in_place(op, entry, func, home));
-            }
-            None if worker::is_worker_of(self.id()) => {
-                // A task for another worker (broadcast, sticky) or under a concurrency limit
-                // must not run here: help until a token comes home.
-                match self.take_token_helping() {
-                    Some(token) => token,
-                    None => return Err(TrySubmitError::ShutDown(func)),
-                }
-            }
-            None => match self.ring.take_or(|| self.is_closed()) {
-                Some(token) => token,
-                None => return Err(TrySubmitError::ShutDown(func)),
+            // SAFETY: forwarded from the caller.
+            None => match unsafe { self.admit_dry(op, entry, func, (pinned_to, home), group) } {
+                Dry::Token(token, func) => (token, func),
+                Dry::Done(handle) => return Ok(handle),
+                Dry::Closed(func) => return Err(TrySubmitError::ShutDown(func)),
             },
         };
         // ORDERING: SeqCst fence between taking the token and reading `closed`, paired with
@@ -278,13 +348,42 @@ impl Shared {
         let stripe = self.stripe();
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: forwarded from the caller.
-        let handle = unsafe { self.install(&token, op, entry, func, now, (pinned_to, home)) };
+        let handle =
+            unsafe { self.install(&token, op, entry, func, now, (pinned_to, home), group) };
         if pinned_to.is_none() && (self.is_paused() || entry.is_paused()) {
             self.hold(token);
         } else {
             self.dispatch(token);
         }
         Ok(handle)
+    }
+
+    /// The metadata of a task of `op` admitted now as `id`.
+    fn meta(
+        &self,
+        id: TaskId,
+        op: &Operation,
+        entry: &OpEntry,
+        now: AdmissionTime,
+        (pinned_to, home): (Option<usize>, Option<usize>),
+        group: Option<&Arc<TaskGroup>>,
+    ) -> TaskMeta {
+        TaskMeta {
+            id,
+            operation: op.name(),
+            runtime: self.id(),
+            op: entry.index,
+            epoch: entry.epoch(),
+            weight: op.get_weight(),
+            sticky: op.get_sticky(),
+            pinned_to,
+            home,
+            submitted_ns: now.ns,
+            deadline: now.deadline,
+            limited: op.get_concurrency_limit().is_some(),
+            stop: AtomicBool::new(false),
+            _group: group.map(|g| g.join()),
+        }
     }
 
     /// Writes the task of `func` under `token` (which the caller holds and has not handed on)
@@ -294,6 +393,7 @@ impl Shared {
     ///
     /// As [`admit_unchecked`](Self::admit_unchecked).
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn install<'a, F, T>(
         &self,
         token: &Token,
@@ -301,7 +401,8 @@ impl Shared {
         entry: &OpEntry,
         func: F,
         now: AdmissionTime,
-        (pinned_to, home): (Option<usize>, Option<usize>),
+        route: (Option<usize>, Option<usize>),
+        group: Option<&Arc<TaskGroup>>,
     ) -> TaskHandle<T>
     where
         F: FnOnce() -> T + Send + 'a,
@@ -313,31 +414,10 @@ impl Shared {
             *g = (*g).wrapping_add(1).max(1);
             *g
         });
-        let meta = TaskMeta {
-            id: TaskId::new(generation, token.index() as u32),
-            operation: op.name(),
-            runtime: self.id(),
-            op: entry.index,
-            epoch: entry.epoch(),
-            weight: op.get_weight(),
-            sticky: op.get_sticky(),
-            pinned_to,
-            home,
-            submitted_ns: now.ns,
-            deadline: now.deadline,
-        };
-        let task: StdArc<dyn Outcome<T> + 'a> = StdArc::new(Task::new(meta, func));
-        let job: StdArc<dyn Job + 'a> = task.clone();
-        // SAFETY: (1) the lifetimes erased here are `'static` for `admit`; (2) for `scope`,
-        // the caller keeps `'a` alive until the task finished and the handle is gone; the job
-        // reference held by the token table outlives that only as an `Option::None` closure
-        // and an already-moved outcome, whose drops touch no borrowed data.
-        let (task, job) = unsafe {
-            (
-                std::mem::transmute::<StdArc<dyn Outcome<T> + 'a>, StdArc<dyn Outcome<T>>>(task),
-                std::mem::transmute::<StdArc<dyn Job + 'a>, JobRef>(job),
-            )
-        };
+        let id = TaskId::new(self.serial, generation, token.index() as u32);
+        let meta = self.meta(id, op, entry, now, route, group);
+        // SAFETY: forwarded from the caller (`group` is the task's group).
+        let (task, job) = unsafe { task::erase(Task::new(meta, func)) };
         // SAFETY: we hold the token (see above); the hand-over that follows publishes it.
         slot.job.with_mut(|j| unsafe { *j = Some(job) });
         TaskHandle::new(task)
@@ -414,7 +494,7 @@ impl Shared {
                     unreachable!("at most one token per pending closure")
                 };
                 // SAFETY: `F: 'static` and `T: 'static`.
-                out.push(unsafe { self.install(t, op, entry, f, now, (None, None)) });
+                out.push(unsafe { self.install(t, op, entry, f, now, (None, None), None) });
             }
             if self.is_paused() || entry.is_paused() {
                 tokens.drain(..).for_each(|t| self.hold(t));
@@ -462,32 +542,85 @@ impl Shared {
         }
     }
 
-    /// Takes a token on a worker of this runtime without idling: runs queued tasks until one
-    /// comes home. `None` once the runtime is closed.
+    /// Admission when the ring is dry and the caller may wait. A thread that is not a worker
+    /// waits for a token (parked). A worker must not: every token may be held by tasks nested
+    /// on the workers' own stacks (a join inside a task, a task waiting for a concurrency
+    /// permit), so it runs the task without a token: in place when it may run it, else
+    /// handed to the worker that must run it ([`Handoffs`]), helping with other work until it
+    /// has run. Either way the handle is finished when this returns, so such tasks are bounded
+    /// by the stack frames blocked here. A limited task first takes a permit without a token
+    /// (`Limiter::try_acquire`), helping until one is free or a token comes home. A worker of
+    /// another runtime helps its own runtime while it waits for a token of this one.
+    ///
+    /// # Safety
+    ///
+    /// As [`admit_unchecked`](Self::admit_unchecked).
     #[cold]
-    fn take_token_helping(&self) -> Option<Token> {
-        loop {
-            if let Some(token) = self.ring.try_take() {
-                return Some(token);
-            }
-            if self.is_closed() {
-                return None;
-            }
-            worker::with_current(self.id(), |w| {
-                w.help_until(|| self.ring.available() != 0 || self.is_closed(), false)
-            });
-        }
-    }
-
-    /// Runs `func` on the calling worker without a token (the ring is dry and a worker must
-    /// not wait for tokens). The handle is already finished.
-    #[cold]
-    fn run_in_place<'a, F, T>(
+    unsafe fn admit_dry<'a, F, T>(
         &self,
         op: &Operation,
         entry: &OpEntry,
         func: F,
-        home: Option<usize>,
+        route: (Option<usize>, Option<usize>),
+        group: Option<&Arc<TaskGroup>>,
+    ) -> Dry<F, T>
+    where
+        F: FnOnce() -> T + Send + 'a,
+        T: Send + 'a,
+    {
+        let limiter = if op.get_concurrency_limit().is_some() {
+            entry.limiter.get()
+        } else {
+            None
+        };
+        loop {
+            if let Some(token) = self.ring.try_take() {
+                return Dry::Token(token, func);
+            }
+            if self.is_closed() {
+                return Dry::Closed(func);
+            }
+            let token_or_closed = || self.ring.available() != 0 || self.is_closed();
+            if worker::is_worker_of(self.id()) {
+                match limiter {
+                    Some(l) if !l.try_acquire() => {
+                        worker::with_current(self.id(), |w| {
+                            w.help_until(|| token_or_closed() || l.has_free_permit(), false)
+                        });
+                    }
+                    _ => {
+                        // SAFETY: forwarded from the caller.
+                        let handle =
+                            unsafe { self.run_tokenless(op, entry, func, route, group, limiter) };
+                        return Dry::Done(handle);
+                    }
+                }
+            } else if worker::with_any_current(|w| w.help_until(token_or_closed, false)).is_none() {
+                return match self.ring.take_or(|| self.is_closed()) {
+                    Some(token) => Dry::Token(token, func),
+                    None => Dry::Closed(func),
+                };
+            }
+        }
+    }
+
+    /// Runs `func` without a token on behalf of the calling worker (see
+    /// [`admit_dry`](Self::admit_dry)): in place, or on its home worker, which it is handed
+    /// to; returns once it has run (or was resolved without running: killed, timed out). A
+    /// limiter given holds a permit for it, released here.
+    ///
+    /// # Safety
+    ///
+    /// As [`admit_unchecked`](Self::admit_unchecked).
+    #[cold]
+    unsafe fn run_tokenless<'a, F, T>(
+        &self,
+        op: &Operation,
+        entry: &OpEntry,
+        func: F,
+        route: (Option<usize>, Option<usize>),
+        group: Option<&Arc<TaskGroup>>,
+        permit: Option<&crate::ops::Limiter>,
     ) -> TaskHandle<T>
     where
         F: FnOnce() -> T + Send + 'a,
@@ -495,32 +628,28 @@ impl Shared {
     {
         // ORDERING: Relaxed: a counter for unique ids only.
         let n = self.inline_ids.fetch_add(1, Ordering::Relaxed);
-        let meta = TaskMeta {
-            id: TaskId::new(n, u32::MAX),
-            operation: op.name(),
-            runtime: self.id(),
-            op: entry.index,
-            epoch: entry.epoch(),
-            weight: op.get_weight(),
-            sticky: op.get_sticky(),
-            pinned_to: None,
-            home,
-            submitted_ns: if self.settings.timings {
-                self.clock.now_ns()
-            } else {
-                0
-            },
-            deadline: None,
-        };
+        let id = TaskId::new(self.serial, n, u32::MAX);
+        let meta = self.meta(id, op, entry, self.admission_time(op), route, group);
         let stripe = self.stripe();
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
-        let task = Task::new(meta, func);
-        worker::with_current(self.id(), |w| w.run_recorded(&task));
-        let task: StdArc<dyn Outcome<T> + 'a> = StdArc::new(task);
-        // SAFETY: the task has finished (it ran above); see `admit_unchecked` for the handle.
-        TaskHandle::new(unsafe {
-            std::mem::transmute::<StdArc<dyn Outcome<T> + 'a>, StdArc<dyn Outcome<T>>>(task)
-        })
+        // SAFETY: forwarded from the caller.
+        let (task, job) = unsafe { task::erase(Task::new(meta, func)) };
+        let me = worker::current_index(self.id());
+        match route.1 {
+            Some(home) if Some(home) != me => {
+                self.workers[home].handoffs.push(job.clone());
+                self.workers[home].sleeper.wake();
+                worker::with_current(self.id(), |w| w.wait_helping(&*job));
+            }
+            _ => {
+                worker::with_current(self.id(), |w| w.run_tokenless(&*job));
+            }
+        }
+        if let Some(next) = permit.and_then(|l| l.release()) {
+            self.give_permit(&next);
+            self.dispatch(next);
+        }
+        TaskHandle::new(task)
     }
 
     /// A handle that is already resolved with `error` (a refused submission).
@@ -530,7 +659,7 @@ impl Shared {
         error: TaskError,
     ) -> TaskHandle<T> {
         let meta = TaskMeta {
-            id: TaskId::new(0, u32::MAX),
+            id: TaskId::new(self.serial, 0, u32::MAX),
             operation: op.name(),
             runtime: self.id(),
             op: u32::MAX,
@@ -541,17 +670,22 @@ impl Shared {
             home: None,
             submitted_ns: 0,
             deadline: None,
+            limited: false,
+            stop: AtomicBool::new(false),
+            _group: None,
         };
-        let task: StdArc<dyn Outcome<T> + 'a> = StdArc::new(Task::<fn() -> T, T>::resolved(
-            meta,
-            error,
-            TokenState::Killed,
-        ));
+        let task = Task::<fn() -> T, T>::resolved(meta, error, TokenState::Killed);
         // SAFETY: the task holds no closure and no value of `T`, only the error: nothing in it
         // borrows from `'a`.
-        TaskHandle::new(unsafe {
-            std::mem::transmute::<StdArc<dyn Outcome<T> + 'a>, StdArc<dyn Outcome<T>>>(task)
-        })
+        TaskHandle::new(unsafe { task::erase(task) }.0)
+    }
+
+    /// The refusal of a submission as the error its handle resolves with.
+    pub(crate) fn refusal<F>(refused: &TrySubmitError<F>) -> TaskError {
+        match refused {
+            TrySubmitError::Blocked(_) => TaskError::Blocked,
+            TrySubmitError::Full(_) | TrySubmitError::ShutDown(_) => TaskError::ShutDown,
+        }
     }
 
     /// Calls `f` with the task under `token`. The caller holds the token.
@@ -581,9 +715,8 @@ impl Shared {
                 Some(_) => &self.workers[target].broadcasts,
                 None => &self.workers[target].pinned,
             };
-            if queue.push(token).is_err() {
-                unreachable!("a worker's own queues hold every token of the ring");
-            }
+            // A worker's own queues have room for every token of the ring.
+            queue.push_bounded_by_caller(token);
             self.workers[target].sleeper.wake();
             return;
         }
@@ -640,8 +773,12 @@ impl Shared {
         }
     }
 
-    /// Asks for the task `id` to be killed when a worker reaches it.
+    /// Asks for the task `id` to be killed when a worker reaches it (nothing if `id` is of
+    /// another runtime).
     pub(crate) fn request_kill(&self, id: TaskId) {
+        if id.runtime() != self.serial {
+            return;
+        }
         if let Some(slot) = self.tokens.get(id.index() as usize) {
             // ORDERING: Relaxed, see `kill_requested`.
             slot.kill_generation
@@ -778,9 +915,12 @@ impl Shared {
         }
         for token in chosen {
             let job = self.take_job(&token);
+            // The closure's drop is contained by `abandon`; the last reference's drop (a
+            // handle already gone: the error value, a waker) by `drop_contained`. Every
+            // chosen task is resolved and its token comes home.
             job.abandon(TaskError::Killed, TokenState::Killed);
             self.count_unrun(&*job, self.stripe());
-            drop(job);
+            crate::contain::drop_contained(job);
             self.ring.give_back(token);
         }
     }

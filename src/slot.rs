@@ -42,7 +42,10 @@
 //!   comes first in the state word's order, so exactly one of them wakes the waiter: no
 //!   wake-up is lost, none is doubled.
 //! - Closure: it is written before the slot is shared (an `Arc` or a mailbox hand-over
-//!   publishes it) and taken by the single winner of the lifecycle CAS.
+//!   publishes it) and taken by the single winner of the lifecycle CAS, which is `Relaxed`:
+//!   the edge that shared the slot already orders the write before any taker (a loom model
+//!   cannot make the CAS's ordering matter, which is why weakening it to `Relaxed` passed
+//!   them all; it was redundant, and now says so).
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -232,8 +235,12 @@ where
         ));
         if self.transition(TokenState::Admitted, lifecycle) {
             // SAFETY: winning the CAS out of Admitted makes this thread the only one to touch
-            // `func`; drop the closure unrun.
-            drop(self.func.with_mut(|f| unsafe { (*f).take() }));
+            // `func`.
+            let func = self.func.with_mut(|f| unsafe { (*f).take() });
+            // Drop the closure unrun. Its captures' `Drop` is user code that may panic: the
+            // panic is contained (the hook reported it), so the outcome is still published and
+            // whoever abandons (a worker, `cancel`, a shutdown) goes on.
+            crate::contain::drop_contained(func);
             self.publish(Err(error), lifecycle, lifecycle);
             return true;
         }
@@ -242,10 +249,15 @@ where
 
     /// CAS of the lifecycle bits from `from` to `to`, keeping the flag bits.
     fn transition(&self, from: TokenState, to: TokenState) -> bool {
-        // ORDERING: Acquire on success: the winner owns the closure, published before the slot
-        // was shared; Relaxed on failure: the loser touches nothing.
+        // ORDERING: Relaxed. The winner takes the closure, which was written when the slot was
+        // created, before it could be shared: whatever made the slot reachable from another
+        // thread (an `Arc` sent to it, a mailbox hand-over of the token under which the
+        // runtime stores it, a thread spawn) is a Release/Acquire edge after that write, so
+        // the closure is visible to every thread that can call this. The CAS itself only
+        // decides who wins (one modification order); the loser touches nothing. Nothing else
+        // is written before the slot is shared, so there is nothing else to acquire.
         self.state
-            .fetch_update(Ordering::Acquire, Ordering::Relaxed, |word| {
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |word| {
                 (word & LIFECYCLE == from as u32).then_some((word & !LIFECYCLE) | to as u32)
             })
             .is_ok()

@@ -380,7 +380,7 @@ impl Runtime {
 
     /// The counters and reputation of the operation `name`, if any task of it was submitted.
     pub fn operation_stats(&self, name: &str) -> Option<OperationStats> {
-        self.shared().ops.find(name).map(operation_stats)
+        self.shared().ops.lookup(name).map(operation_stats)
     }
 
     /// The last `n` (at most [`Builder::history`](crate::Builder::history)) tasks that
@@ -415,7 +415,7 @@ impl Runtime {
         raw.truncate(n.min(shared.settings.history_len));
         raw.into_iter()
             .map(|r| ExecutionRecord {
-                id: TaskId::from_u64(r.id),
+                id: TaskId::from_u64(shared.serial, r.id),
                 operation: shared.ops.by_index(r.op).map_or("?", |e| e.name),
                 worker: r.worker,
                 outcome: r.outcome,

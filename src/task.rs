@@ -7,10 +7,11 @@ use std::task::{Context, Poll};
 
 use crate::error::TaskError;
 use crate::slot::{Registration, TaskSlot};
+use crate::sync::{thread, Arc, AtomicBool, AtomicUsize, Ordering};
 use crate::token::TokenState;
 
 /// A task's identity: unique among the tasks of one runtime at any time, and across time
-/// unless a token is reused 2³² times.
+/// unless a token is reused 2³² times; ids of two runtimes never compare equal.
 ///
 /// # Examples
 ///
@@ -23,29 +24,48 @@ use crate::token::TokenState;
 /// # Ok::<(), tokengate::BuildError>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TaskId(u64);
+pub struct TaskId {
+    /// The runtime's serial number in this process (see [`next_runtime_serial`]).
+    runtime: u32,
+    /// Generation in the high half, token index in the low half.
+    raw: u64,
+}
+
+/// A process-wide serial number for a new runtime, so that task ids of two runtimes differ.
+pub(crate) fn next_runtime_serial() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    // ORDERING: Relaxed: only uniqueness matters.
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
 
 impl TaskId {
-    /// The id of the `generation`-th task admitted with token `index`.
-    pub(crate) fn new(generation: u32, index: u32) -> Self {
-        Self((generation as u64) << 32 | index as u64)
+    /// The id of the `generation`-th task admitted with token `index` by runtime `runtime`.
+    pub(crate) fn new(runtime: u32, generation: u32, index: u32) -> Self {
+        Self {
+            runtime,
+            raw: (generation as u64) << 32 | index as u64,
+        }
     }
 
-    pub(crate) fn from_u64(id: u64) -> Self {
-        Self(id)
+    pub(crate) fn from_u64(runtime: u32, raw: u64) -> Self {
+        Self { runtime, raw }
+    }
+
+    pub(crate) fn runtime(self) -> u32 {
+        self.runtime
     }
 
     pub(crate) fn generation(self) -> u32 {
-        (self.0 >> 32) as u32
+        (self.raw >> 32) as u32
     }
 
     pub(crate) fn index(self) -> u32 {
-        self.0 as u32
+        self.raw as u32
     }
 
-    /// The id as one number.
+    /// The id as one number, unique within its runtime.
     pub fn as_u64(self) -> u64 {
-        self.0
+        self.raw
     }
 }
 
@@ -57,11 +77,60 @@ impl fmt::Debug for TaskId {
 
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let index = self.0 as u32;
+        let index = self.raw as u32;
         if index == u32::MAX {
-            write!(f, "inline-{}", self.0 >> 32)
+            write!(f, "inline-{}", self.raw >> 32)
         } else {
-            write!(f, "{}.{}", index, self.0 >> 32)
+            write!(f, "{}.{}", index, self.raw >> 32)
+        }
+    }
+}
+
+/// A group of tasks that may borrow from one stack frame (a scope's, a broadcast's): it counts
+/// the group's task allocations still alive and unparks its owner when the count reaches
+/// zero. A task's allocation holds its closure until it runs and its output until it is
+/// taken or dropped, so once the count is zero nothing of the group can touch a borrow.
+#[derive(Debug)]
+pub(crate) struct TaskGroup {
+    live: AtomicUsize,
+    owner: thread::Thread,
+}
+
+impl TaskGroup {
+    /// A group owned (waited for) by the calling thread.
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            live: AtomicUsize::new(0),
+            owner: thread::current(),
+        })
+    }
+
+    /// Counts one more task; the member lives in the task's allocation.
+    pub(crate) fn join(self: &Arc<Self>) -> GroupMember {
+        // ORDERING: Relaxed: the increment happens-before `is_empty` by program order on the
+        // owner's thread, or by the submission of the task that adds a nested member.
+        self.live.fetch_add(1, Ordering::Relaxed);
+        GroupMember(self.clone())
+    }
+
+    /// Whether every task of the group has been dropped.
+    pub(crate) fn is_empty(&self) -> bool {
+        // ORDERING: Acquire pairs with the AcqRel decrement in `GroupMember::drop`: everything
+        // the tasks did, and the drops of their closures and outputs, happen before.
+        self.live.load(Ordering::Acquire) == 0
+    }
+}
+
+/// One task's place in a [`TaskGroup`]; dropped last of the task's allocation.
+#[derive(Debug)]
+pub(crate) struct GroupMember(Arc<TaskGroup>);
+
+impl Drop for GroupMember {
+    fn drop(&mut self) {
+        // ORDERING: AcqRel: Release publishes this task's effects (and the drops before this
+        // one) to the owner's Acquire in `is_empty`; Acquire orders it before the unpark.
+        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.owner.unpark();
         }
     }
 }
@@ -88,25 +157,48 @@ pub(crate) struct TaskMeta {
     pub(crate) submitted_ns: u64,
     /// Start deadline, if its operation has one.
     pub(crate) deadline: Option<std::time::Instant>,
+    /// Its operation has a concurrency limit: it runs only with a permit.
+    pub(crate) limited: bool,
+    /// Asked to stop: a kill or cancel that came while it was running, so a retry loop stops
+    /// between attempts.
+    pub(crate) stop: AtomicBool,
+    /// The scope or broadcast it belongs to; declared last so that it is dropped after
+    /// everything else of the task.
+    pub(crate) _group: Option<GroupMember>,
 }
 
+impl TaskMeta {
+    /// Whether a kill, cancel or shutdown asked the running task to stop retrying.
+    pub(crate) fn stop_requested(&self) -> bool {
+        // ORDERING: Relaxed: a request, checked between attempts.
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn request_stop(&self) {
+        // ORDERING: Relaxed, see `stop_requested`.
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A task's allocation. Fields drop in declaration order: the slot (closure, output, waiter)
+/// first, then the metadata, whose group member goes last.
 pub(crate) struct Task<F, T> {
-    meta: TaskMeta,
     slot: TaskSlot<F, T>,
+    meta: TaskMeta,
 }
 
 impl<F: FnOnce() -> T, T> Task<F, T> {
     pub(crate) fn new(meta: TaskMeta, func: F) -> Self {
         Self {
-            meta,
             slot: TaskSlot::new(func),
+            meta,
         }
     }
 
     pub(crate) fn resolved(meta: TaskMeta, error: TaskError, lifecycle: TokenState) -> Self {
         Self {
-            meta,
             slot: TaskSlot::resolved(error, lifecycle),
+            meta,
         }
     }
 }
@@ -139,6 +231,36 @@ pub(crate) trait Outcome<T>: Job {
 
 /// A type-erased, shared task, as the token table and workers hold it.
 pub(crate) type JobRef = std::sync::Arc<dyn Job>;
+
+/// Wraps `task` for the runtime: its handle's view and its workers' view, with the borrow
+/// `'a` erased from both.
+///
+/// # Safety
+///
+/// Nothing the task borrows for `'a` may end before the task's allocation is dropped (its
+/// closure has run or was dropped unrun, its output was taken or dropped). Either `'a` is
+/// `'static`, or the task belongs to a [`TaskGroup`] (its `meta.group`) whose owner does not
+/// let `'a` end before the group is empty (`scope`, `broadcast`); a task that ran to its end
+/// before this call holds no closure, and its output is then the handle's to take or drop.
+pub(crate) unsafe fn erase<'a, F, T>(task: Task<F, T>) -> (std::sync::Arc<dyn Outcome<T>>, JobRef)
+where
+    F: FnOnce() -> T + Send + 'a,
+    T: Send + 'a,
+{
+    let task: std::sync::Arc<dyn Outcome<T> + 'a> = std::sync::Arc::new(task);
+    let job: std::sync::Arc<dyn Job + 'a> = task.clone();
+    // SAFETY: the two types differ only in the lifetime bound of the trait object; the caller
+    // guarantees that no borrow for `'a` is used after `'a` ends (see above).
+    unsafe {
+        (
+            std::mem::transmute::<
+                std::sync::Arc<dyn Outcome<T> + 'a>,
+                std::sync::Arc<dyn Outcome<T>>,
+            >(task),
+            std::mem::transmute::<std::sync::Arc<dyn Job + 'a>, JobRef>(job),
+        )
+    }
+}
 
 impl<F, T> Job for Task<F, T>
 where

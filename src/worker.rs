@@ -3,6 +3,29 @@
 //!
 //! Idle strategy: spin a little, then yield, then park (see `src/sleep.md` for the protocol
 //! that makes parking safe against a concurrent submission).
+//!
+//! ## Where user code runs, and how each place is contained
+//!
+//! User code is hostile until proven otherwise: it may panic wherever it runs, including in a
+//! `Drop`. Every place the runtime runs it, and what keeps the promises there (the worker
+//! lives on, the token comes home, the handle resolves, `drop(rt)` returns):
+//!
+//! | where | on which thread | containment |
+//! | --- | --- | --- |
+//! | the closure's body (and the drops of its captures as it returns) | a worker, or a joiner running it inline, or a worker submitting into a dry ring | `catch_unwind` in `TaskSlot::run_then`: the handle resolves `Panicked` |
+//! | each attempt of a retried closure, and the drop of a failed attempt's payload | as above | `catch_unwind` per attempt (`retry.rs`); a payload that panics in drop ends the loop as a panic of the task |
+//! | the drop of a closure never run: `cancel`, `kill`, `kill_operation`, drain, expired deadline, blocked operation, `shutdown_now` | the caller of `cancel`, a worker, an admin caller | `TaskSlot::abandon` drops it under `contain::drop_contained` and publishes the outcome regardless |
+//! | the drop of a refused closure (`try_submit` hands it back; `submit` after shutdown drops it) | the submitter | the submitter's own code: its panic is the submitter's, as for any value it drops |
+//! | the drop of an output or a panic payload nobody joined (the handle was dropped first) | the worker dropping the task's last reference | `contain::drop_contained` around that drop, in `execute` and `kill_held` |
+//! | the drop of an output or payload taken by `join` | the joiner | the joiner's own value |
+//! | a waker's `wake` | the finisher | `catch_unwind` in the slot (`Waiter::wake`) |
+//! | a waker's `clone` and `drop` | the poller; the finisher for a replaced waker | the poller's executor; a replaced waker is dropped with no flag held |
+//!
+//! Two limits are Rust's, not ours: a `Drop` that panics while its thread already unwinds
+//! (a capture that panics in drop when the body panicked) aborts the process, as everywhere
+//! in Rust; and a scope's borrows are released only when every scoped task's allocation is
+//! dropped, so a `ScopedHandle` leaked with `mem::forget` keeps its scope waiting (as with
+//! `std::thread::scope`).
 
 use std::cell::Cell;
 use std::fmt;
@@ -18,7 +41,7 @@ use crate::ring::Token;
 use crate::shared::Shared;
 use crate::slot::Registration;
 use crate::sync::{bump_exclusive, thread, thread_local, Arc, Backoff, Ordering};
-use crate::task::Job;
+use crate::task::{Job, JobRef, TaskMeta};
 use crate::token::TokenState;
 
 /// A worker's own state, living on its thread's stack for the thread's whole life.
@@ -31,8 +54,8 @@ pub(crate) struct Worker {
     sticky_depth: Cell<u32>,
     /// Alternates the pinned queue before and after the mailbox, so neither starves.
     pinned_first: Cell<bool>,
-    /// Operation index of the task running on this thread (for retry counts).
-    running_op: Cell<u32>,
+    /// The task running on this thread (innermost, for retries), valid while it runs.
+    running: Cell<Option<*const TaskMeta>>,
 }
 
 type Current = Cell<Option<(usize, *const Worker)>>;
@@ -67,6 +90,14 @@ pub(crate) fn is_worker_of(runtime: usize) -> bool {
     current_index(runtime).is_some()
 }
 
+/// Calls `f` with the calling thread's worker, of whichever runtime.
+#[inline]
+pub(crate) fn with_any_current<R>(f: impl FnOnce(&Worker) -> R) -> Option<R> {
+    let current = CURRENT.with(|c| c.get());
+    // SAFETY: see `current_worker`.
+    current.map(|(_, w)| f(unsafe { &*w }))
+}
+
 /// Calls `f` with the calling thread's worker if it is a worker of runtime `runtime`.
 #[inline]
 pub(crate) fn with_current<R>(runtime: usize, f: impl FnOnce(&Worker) -> R) -> Option<R> {
@@ -86,7 +117,7 @@ impl Worker {
             picker: Cell::new(LanePicker::default()),
             sticky_depth: Cell::new(0),
             pinned_first: Cell::new(false),
-            running_op: Cell::new(u32::MAX),
+            running: Cell::new(None),
         }
     }
 
@@ -114,8 +145,8 @@ impl Worker {
             .sleeper
             .register_current_thread();
         loop {
-            if let Some(token) = me.find_work() {
-                me.execute(token);
+            if let Some(work) = me.find_work() {
+                me.run_work(work);
                 continue;
             }
             if me.shared.should_stop() {
@@ -126,31 +157,37 @@ impl Worker {
         CURRENT.with(|c| c.set(None));
     }
 
-    /// The next token to run: own mailbox first, then steal from neighbours i+1, i+2, …, in
-    /// lane priority order, only lanes this worker may run.
+    /// The next work to run: the own sticky queue and mailbox (alternating, so neither
+    /// starves), then broadcast runs (after what was queued here before them), then tasks
+    /// handed over without a token, then steal from neighbours i+1, i+2, …, in lane priority
+    /// order, only lanes this worker may run.
     #[inline]
-    fn find_work(&self) -> Option<Token> {
+    fn find_work(&self) -> Option<Work> {
         let shared = &*self.shared;
-        if let Some(token) = shared.workers[self.index].broadcasts.pop() {
-            return Some(token);
-        }
+        let me = &shared.workers[self.index];
         let pinned_first = !self.pinned_first.get();
         self.pinned_first.set(pinned_first);
         if pinned_first {
             if let Some(token) = self.pop_pinned() {
-                return Some(token);
+                return Some(Work::Token(token));
             }
         }
         let mut picker = self.picker.get();
-        let own = shared.workers[self.index].mailbox.pop(&mut picker);
+        let own = me.mailbox.pop(&mut picker);
         self.picker.set(picker);
         if let Some((_, token)) = own {
-            return Some(token);
+            return Some(Work::Token(token));
         }
         if !pinned_first {
             if let Some(token) = self.pop_pinned() {
-                return Some(token);
+                return Some(Work::Token(token));
             }
+        }
+        if let Some(token) = me.broadcasts.pop() {
+            return Some(Work::Token(token));
+        }
+        if let Some(job) = me.handoffs.pop(self.sticky_depth.get() == 0) {
+            return Some(Work::Handoff(job));
         }
         let n = shared.workers.len();
         for k in 1..n {
@@ -158,13 +195,26 @@ impl Worker {
             for weight in Weight::ALL {
                 if shared.routes.may_run(self.index, weight) {
                     if let Some(token) = victim.steal(weight) {
-                        bump_exclusive(&shared.workers[self.index].counters.tasks_stolen, 1);
-                        return Some(token);
+                        bump_exclusive(&me.counters.tasks_stolen, 1);
+                        return Some(Work::Token(token));
                     }
                 }
             }
         }
         None
+    }
+
+    /// Runs what [`find_work`](Self::find_work) found.
+    #[inline]
+    fn run_work(&self, work: Work) {
+        match work {
+            Work::Token(token) => self.execute(token),
+            Work::Handoff(job) => {
+                self.shared.workers[self.index].sleeper.set_busy(true);
+                self.run_tokenless(&*job);
+                crate::contain::drop_contained(job);
+            }
+        }
     }
 
     /// Whether any work this worker may run is waiting (own mailbox or stealable).
@@ -174,6 +224,7 @@ impl Worker {
         if !me.mailbox.is_empty()
             || !me.broadcasts.is_empty()
             || (self.sticky_depth.get() == 0 && !me.pinned.is_empty())
+            || me.handoffs.has_runnable(self.sticky_depth.get() == 0)
         {
             return true;
         }
@@ -198,13 +249,17 @@ impl Worker {
         let Some(entry) = shared.ops.by_index(meta.op) else {
             unreachable!("an admitted task's operation is in the table")
         };
-        let permit = entry.limiter.get().is_some() && shared.take_permit(&token);
+        let permit = meta.limited && shared.take_permit(&token);
+        let mut token = Some(token);
         if let Some((error, lifecycle)) = self.verdict(meta) {
             job.abandon(error, lifecycle);
             shared.count_unrun(&*job, self.stripe());
             self.record_unrun(&*job);
         } else {
-            if let (Some(limiter), false) = (entry.limiter.get(), permit) {
+            if let (true, Some(limiter), false) = (meta.limited, entry.limiter.get(), permit) {
+                let Some(token) = token.take() else {
+                    unreachable!("the token is still held")
+                };
                 // The job goes back into the token's slot while the token waits for a permit.
                 shared.put_job(&token, job);
                 // The permit goes to the oldest waiter, perhaps not this token. This one runs
@@ -222,12 +277,23 @@ impl Worker {
                 }
                 return; // else it waits: whoever releases a permit dispatches it
             }
-            if !self.run_recorded(&*job) {
+            // The token goes home before the outcome is published, so that a joiner woken by
+            // it finds the token free (`try_submit` right after a `join` is not `Full`).
+            let ran = self.run_recorded(&*job, &mut || {
+                if let Some(token) = token.take() {
+                    self.finish(token, entry, permit);
+                }
+            });
+            if !ran {
                 shared.count_unrun(&*job, self.stripe());
             }
         }
-        drop(job);
-        self.finish(token, entry, permit);
+        // Perhaps the last reference: an output or panic payload nobody joined is dropped
+        // here, and its `Drop` is user code.
+        crate::contain::drop_contained(job);
+        if let Some(token) = token {
+            self.finish(token, entry, permit);
+        }
     }
 
     /// Releases the task's permit (handing it to a waiting task), empties the token's slot
@@ -247,7 +313,7 @@ impl Worker {
     /// Why a task must not run, if it must not: `shutdown_now`, a drain or kill of its
     /// operation since it was admitted, `kill(id)`, its operation blocked, its deadline past.
     #[inline]
-    fn verdict(&self, meta: &crate::task::TaskMeta) -> Option<(TaskError, TokenState)> {
+    fn verdict(&self, meta: &TaskMeta) -> Option<(TaskError, TokenState)> {
         let shared = &*self.shared;
         let entry = shared.ops.by_index(meta.op)?;
         if shared.kill_queued() || meta.epoch != entry.epoch() || shared.kill_requested(meta.id) {
@@ -276,14 +342,28 @@ impl Worker {
         match shared.ops.by_index(job.meta().op) {
             // Held by a pause or under a concurrency limit: not this thread's to run now (the
             // joiner helps with other work until it is done).
-            Some(e) if e.limiter.get().is_some() || e.is_paused() || shared.is_paused() => false,
-            _ => self.run_recorded(job),
+            Some(e) if job.meta().limited || e.is_paused() || shared.is_paused() => false,
+            _ => self.run_recorded(job, &mut || {}),
         }
     }
 
+    /// Runs (or resolves without running, see [`verdict`](Self::verdict)) a task that has no
+    /// token: submitted by a worker into a dry ring, run in place or handed over to this
+    /// worker. Its permit, if it needs one, is held by its submitter.
+    pub(crate) fn run_tokenless(&self, job: &dyn Job) {
+        if let Some((error, lifecycle)) = self.verdict(job.meta()) {
+            if job.abandon(error, lifecycle) {
+                self.shared.count_unrun(job, self.stripe());
+                self.record_unrun(job);
+            }
+            return;
+        }
+        self.run_recorded(job, &mut || {});
+    }
+
     /// Runs `job` here if nobody has run or killed it yet, recording counters, timings and
-    /// history. Returns whether it ran.
-    pub(crate) fn run_recorded(&self, job: &dyn Job) -> bool {
+    /// history, then calls `on_end` before the outcome is published. Returns whether it ran.
+    pub(crate) fn run_recorded(&self, job: &dyn Job, on_end: &mut dyn FnMut()) -> bool {
         let shared = &*self.shared;
         let meta = job.meta();
         if meta.home.is_some_and(|w| w != self.index) {
@@ -292,20 +372,23 @@ impl Worker {
         let timings = shared.settings.timings;
         let start = if timings { shared.clock.now_ns() } else { 0 };
         let sticky = meta.sticky.is_some();
-        let outer_op = self.running_op.replace(meta.op);
+        let outer = self.running.replace(Some(meta as *const TaskMeta));
         self.sticky_depth
             .set(self.sticky_depth.get() + sticky as u32);
         // Counters and history are written before the outcome is published, so a snapshot
         // taken after a join includes the joined task.
-        let ran = job.run_then(&mut |state| self.record_run(meta, state, start));
+        let ran = job.run_then(&mut |state| {
+            self.record_run(meta, state, start);
+            on_end();
+        });
         self.sticky_depth
             .set(self.sticky_depth.get() - sticky as u32);
-        self.running_op.set(outer_op);
+        self.running.set(outer);
         ran
     }
 
     /// Records a task that ran here: `state` is how it ended, `start` when it started.
-    fn record_run(&self, meta: &crate::task::TaskMeta, state: TokenState, start: u64) {
+    fn record_run(&self, meta: &TaskMeta, state: TokenState, start: u64) {
         let shared = &*self.shared;
         let timings = shared.settings.timings;
         let end = if timings { shared.clock.now_ns() } else { 0 };
@@ -401,6 +484,16 @@ impl Worker {
         if self.run_inline(job) || job.is_ready() {
             return;
         }
+        self.wait_helping(job);
+    }
+
+    /// Runs this worker's queued tasks until `job` (of this runtime or another) is finished.
+    /// A worker that waits keeps serving its runtime: two runtimes whose tasks join each
+    /// other's tasks then cannot deadlock.
+    pub(crate) fn wait_helping(&self, job: &dyn Job) {
+        if job.is_ready() {
+            return;
+        }
         let registered = job.register_waiter();
         if registered == Registration::Ready {
             return;
@@ -412,8 +505,8 @@ impl Worker {
     /// thread, so idling may park; otherwise it only spins and yields.
     pub(crate) fn help_until(&self, done: impl Fn() -> bool, wakes_us: bool) {
         while !done() {
-            if let Some(token) = self.find_work() {
-                self.execute(token);
+            if let Some(work) = self.find_work() {
+                self.run_work(work);
             } else if wakes_us {
                 self.idle(&done);
             } else {
@@ -425,6 +518,14 @@ impl Worker {
     }
 }
 
+/// What a worker found to do.
+enum Work {
+    /// A token popped or stolen: its task waits in the token table.
+    Token(Token),
+    /// A task handed over without a token.
+    Handoff(JobRef),
+}
+
 impl fmt::Debug for Worker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Worker")
@@ -433,17 +534,31 @@ impl fmt::Debug for Worker {
     }
 }
 
-/// Counts a failed attempt that is about to be retried, for the running task's operation
-/// (when the calling thread is a worker running a task).
-pub(crate) fn note_retried_attempt() {
+/// Whether the task running on the calling thread may run another attempt (a retry): not
+/// if it was cancelled or killed while running, its operation was drained, killed or blocked,
+/// or the runtime is shutting down now. When it may, the failed attempt is counted as
+/// retried in its operation's reputation (which may block the operation).
+pub(crate) fn may_retry() -> bool {
     let current = CURRENT.with(|c| c.get());
-    if let Some((_, w)) = current {
-        // SAFETY: see `current_worker`.
-        let w = unsafe { &*w };
-        if let Some(entry) = w.shared.ops.by_index(w.running_op.get()) {
-            let stripe = w.stripe();
-            stripe.add(&entry.counters.stripe(stripe).retried, 1);
-            w.check_auto_block(entry);
-        }
+    let Some((_, w)) = current else {
+        return true;
+    };
+    // SAFETY: see `current_worker`.
+    let w = unsafe { &*w };
+    let Some(meta) = w.running.get() else {
+        return true;
+    };
+    // SAFETY: `running` points to the metadata of the task this thread is running now (set
+    // and restored around the run in `run_recorded`); the task outlives its run.
+    let meta = unsafe { &*meta };
+    if meta.stop_requested() || w.verdict(meta).is_some() {
+        return false;
     }
+    if let Some(entry) = w.shared.ops.by_index(meta.op) {
+        let stripe = w.stripe();
+        stripe.add(&entry.counters.stripe(stripe).retried, 1);
+        w.check_auto_block(entry);
+        return !entry.is_blocked();
+    }
+    true
 }
