@@ -51,6 +51,16 @@ impl Runtime {
 
     /// Pauses admission of the operation `name` only: its new tasks are held until
     /// [`resume_operation`](Self::resume_operation). Other operations run on.
+    ///
+    /// Held tasks keep their tokens (they are admitted, and their handles count against the
+    /// capacity), so a paused operation that keeps receiving tasks can take every token: then
+    /// submissions of *every* operation wait for a token (`try_submit` returns `Full`) until
+    /// the pause is lifted or the held tasks are killed ([`kill_operation`](Self::kill_operation)).
+    /// Bound what a paused operation may hold with `try_submit` or a concurrency limit.
+    ///
+    /// A runtime tracks 1,024 operation names separately; names seen after that share one
+    /// entry, `(other operations)`, and so share its pause, its kills and its statistics:
+    /// pausing one of them pauses all of them.
     pub fn pause_operation(&self, name: &str) {
         let shared = self.shared();
         shared.set_operation_paused(shared.ops.entry_by_name(name), true);
@@ -119,7 +129,8 @@ impl Runtime {
     /// Kills the task `id` if it has not started: it resolves
     /// [`TaskError::Killed`](crate::TaskError::Killed) without running (at once if it is
     /// held by a pause, else as soon as a worker reaches it). A running or finished task is
-    /// not affected; nor is an id of another runtime. (A task's own handle has
+    /// not affected (a running task submitted with `submit_retrying` is not retried again);
+    /// nor is an id of another runtime. (A task's own handle has
     /// [`cancel`](crate::TaskHandle::cancel), which also says whether it worked.)
     pub fn kill(&self, id: TaskId) {
         self.shared().request_kill(id);

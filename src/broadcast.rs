@@ -3,7 +3,6 @@
 use crate::error::TaskError;
 use crate::operation::{Operation, Weight};
 use crate::runtime::Runtime;
-use crate::shared::Shared;
 use crate::task::TaskGroup;
 
 /// What a broadcast closure learns about where it runs.
@@ -67,15 +66,12 @@ impl Runtime {
                 let run = move || f(ctx);
                 // SAFETY: the task belongs to `group`, which is empty before this function
                 // returns (so before `f`, borrowed, goes out of scope).
-                let admitted = unsafe {
-                    shared.admit_unchecked(&BROADCAST, run, true, Some(index), Some(&group))
-                };
-                admitted.map_err(|refused| Shared::refusal(&refused))
+                unsafe { shared.submit_unchecked(&BROADCAST, run, Some(index), Some(&group)) }
             })
             .collect();
         let results = handles
             .into_iter()
-            .map(|h| h.and_then(|h| h.join()))
+            .map(|h| h.join())
             .collect();
         crate::scope::wait_for_group(shared, &group);
         results

@@ -88,17 +88,12 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        let shared = self.runtime.shared();
         // SAFETY: the task belongs to `self.group`, and `scope` does not return (so `'scope`
         // and `'env` do not end) before the group is empty.
-        let admitted = unsafe { shared.admit_unchecked(op, func, true, None, Some(&self.group)) };
-        let inner = match admitted {
-            Ok(handle) => handle,
-            Err(refused) => {
-                let error = Shared::refusal(&refused);
-                drop(refused); // the closure, unrun, while its borrows are alive
-                shared.refused(op, error)
-            }
+        let inner = unsafe {
+            self.runtime
+                .shared()
+                .submit_unchecked(op, func, None, Some(&self.group))
         };
         ScopedHandle {
             inner,

@@ -292,6 +292,49 @@ impl Shared {
         unsafe { self.admit_unchecked(op, func, wait, None, None) }
     }
 
+    /// Admits `func`, waiting for a token while every token is out; a refused submission
+    /// (shut down, blocked) gets a handle resolved with the reason, its closure dropped here.
+    pub(crate) fn submit<F, T>(&self, op: &Operation, func: F) -> TaskHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        // SAFETY: `F: 'static` and `T: 'static`: nothing to outlive.
+        unsafe { self.submit_unchecked(op, func, None, None) }
+    }
+
+    /// [`submit`](Self::submit) for closures that borrow; see
+    /// [`admit_unchecked`](Self::admit_unchecked).
+    ///
+    /// # Safety
+    ///
+    /// As [`admit_unchecked`](Self::admit_unchecked).
+    pub(crate) unsafe fn submit_unchecked<'a, F, T>(
+        &self,
+        op: &Operation,
+        func: F,
+        pinned_to: Option<usize>,
+        group: Option<&Arc<TaskGroup>>,
+    ) -> TaskHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'a,
+        T: Send + 'a,
+    {
+        // SAFETY: forwarded from the caller.
+        match unsafe { self.admit_unchecked(op, func, true, pinned_to, group) } {
+            Ok(handle) => handle,
+            Err(refused) => {
+                let error = match refused {
+                    TrySubmitError::Blocked(_) => TaskError::Blocked,
+                    TrySubmitError::Full(_) | TrySubmitError::ShutDown(_) => TaskError::ShutDown,
+                };
+                // `refused`, with the closure, was dropped by the match above: unrun, while
+                // whatever it borrows is alive.
+                self.refused(op, error)
+            }
+        }
+    }
+
     /// [`admit`](Self::admit) for closures that borrow. `pinned_to`: only that worker may run
     /// the task (broadcast). `group`: the scope or broadcast the task belongs to.
     ///
@@ -439,13 +482,7 @@ impl Shared {
         let mut pending: std::collections::VecDeque<F> = std::collections::VecDeque::new();
         let mut tokens: Vec<Token> = Vec::with_capacity(CHUNK);
         let fixed_route = op.get_sticky().is_some();
-        let one_by_one = |f: F, out: &mut Vec<TaskHandle<T>>| {
-            out.push(match self.admit(op, f, true) {
-                Ok(h) => h,
-                Err(TrySubmitError::Blocked(_)) => self.refused(op, TaskError::Blocked),
-                Err(_) => self.refused(op, TaskError::ShutDown),
-            })
-        };
+        let one_by_one = |f: F, out: &mut Vec<TaskHandle<T>>| out.push(self.submit(op, f));
         loop {
             pending.extend(funcs.by_ref().take(CHUNK - pending.len()));
             if pending.is_empty() {
@@ -678,14 +715,6 @@ impl Shared {
         // SAFETY: the task holds no closure and no value of `T`, only the error: nothing in it
         // borrows from `'a`.
         TaskHandle::new(unsafe { task::erase(task) }.0)
-    }
-
-    /// The refusal of a submission as the error its handle resolves with.
-    pub(crate) fn refusal<F>(refused: &TrySubmitError<F>) -> TaskError {
-        match refused {
-            TrySubmitError::Blocked(_) => TaskError::Blocked,
-            TrySubmitError::Full(_) | TrySubmitError::ShutDown(_) => TaskError::ShutDown,
-        }
     }
 
     /// Calls `f` with the task under `token`. The caller holds the token.

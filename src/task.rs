@@ -32,6 +32,9 @@ pub struct TaskId {
 }
 
 /// A process-wide serial number for a new runtime, so that task ids of two runtimes differ.
+///
+/// A std atomic, not the loom shim's: a process-wide static outlives any loom model, and this
+/// counter takes part in no protocol (only its uniqueness matters).
 pub(crate) fn next_runtime_serial() -> u32 {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     // ORDERING: Relaxed: only uniqueness matters.

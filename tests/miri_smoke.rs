@@ -114,3 +114,50 @@ fn options_admin_and_metrics() {
         .contains("tokengate_tasks_completed_total"));
     rt.shutdown();
 }
+
+/// A value that reads what it borrows when it is dropped: under miri, a drop after the borrow
+/// ended is a use after free.
+struct ReadsOnDrop<'a>(&'a [u64]);
+
+impl Drop for ReadsOnDrop<'_> {
+    fn drop(&mut self) {
+        std::hint::black_box(self.0.iter().sum::<u64>());
+    }
+}
+
+/// Every path that erases a borrow's lifetime (`scope`, `broadcast`, a scoped task run without
+/// a token in a dry ring) drops what the task borrowed before the borrow ends: outputs whose
+/// handle was dropped unjoined, closures cancelled unrun, a broadcast's results.
+#[test]
+fn borrowed_outputs_and_closures_are_dropped_before_the_borrow_ends() {
+    let rt = Arc::new(
+        Runtime::builder()
+            .workers(1)
+            .pin(false)
+            .capacity(2)
+            .build()
+            .unwrap(),
+    );
+    for round in 0..if cfg!(miri) { 2 } else { 50 } {
+        let data = vec![round as u64; 4];
+        rt.scope(|s| {
+            // Output kept in the task, its handle dropped unjoined.
+            let _ = s.spawn(|| ReadsOnDrop(&data));
+            // Closure capturing a borrow, cancelled (dropped unrun) or run.
+            let capture = ReadsOnDrop(&data);
+            let h = s.spawn(move || drop(capture));
+            let _ = h.cancel();
+            // A scoped task that submits scoped tasks while the ring is dry: they run without
+            // a token, and their outputs still borrow.
+            let _ = s.spawn(|| {
+                let inner: Vec<_> = (0..3).map(|_| s.spawn(|| ReadsOnDrop(&data))).collect();
+                drop(inner);
+            });
+        });
+        drop(data);
+        let data = vec![round as u64; 4];
+        let results = rt.broadcast(|_| ReadsOnDrop(&data));
+        drop(results);
+        drop(data);
+    }
+}

@@ -29,14 +29,14 @@ struct World {
 }
 
 impl World {
-    fn run(&self, token: &Token, limit: usize) {
+    fn run(&self, id: usize, limit: usize) {
         let now = self.holders.fetch_add(1, Ordering::Relaxed) + 1;
         assert!(now <= limit, "{now} permit holders with a limit of {limit}");
         if limit == 1 {
             // SAFETY (model): with limit 1 holders are serialised by the hand-over; loom
             // reports a causality violation if they are not.
             self.log
-                .with_mut(|log| unsafe { (*log).push(token.index()) });
+                .with_mut(|log| unsafe { (*log).push(id) });
         }
         self.runs.fetch_add(1, Ordering::Relaxed);
         self.holders.fetch_sub(1, Ordering::Relaxed);
@@ -50,7 +50,7 @@ impl World {
             return ran; // waits in the limiter; a releaser runs it
         };
         loop {
-            self.run(&token, limit);
+            self.run(token.index(), limit);
             let next = self.limiter.release();
             ran.push(token);
             match next {
@@ -58,6 +58,25 @@ impl World {
                 None => return ran,
             }
         }
+    }
+
+    /// A worker running a task that has no token (submitted into a dry ring): it takes a
+    /// permit with `try_acquire` or, finding none free, gives up (the runtime's worker helps
+    /// and tries again; a model keeps no retry loop). Its release may hand the permit to a
+    /// waiting token, which it then runs. Returns the tokens it ran.
+    fn work_tokenless(&self, limit: usize) -> Vec<Token> {
+        let mut ran = Vec::new();
+        if !self.limiter.try_acquire() {
+            return ran;
+        }
+        self.run(usize::MAX, limit);
+        let mut next = self.limiter.release();
+        while let Some(token) = next {
+            self.run(token.index(), limit);
+            next = self.limiter.release();
+            ran.push(token);
+        }
+        ran
     }
 }
 
@@ -96,6 +115,36 @@ fn model(tokens_per_thread: &[usize], limit: usize, order: Order) {
         world.ring.give_back(t);
     }
     assert_eq!(world.ring.available(), 4);
+}
+
+/// A token-holding worker and a tokenless one (`try_acquire`) share limit 1: never two
+/// holders, the token is never stranded (if the tokenless holder has the permit, its release
+/// hands it to the token), and what one holder wrote is seen by the next.
+#[test]
+fn limit_one_a_tokenless_holder_and_a_waiting_token() {
+    check_each_order(3, |order| {
+        let world = Arc::new(World {
+            ring: TokenRing::new(4),
+            limiter: Limiter::new(1, 4),
+            holders: AtomicUsize::new(0),
+            runs: AtomicUsize::new(0),
+            log: UnsafeCell::new(Vec::new()),
+        });
+        let token = world.ring.try_take().expect("the ring holds every token");
+        let (a, b) = (world.clone(), world.clone());
+        let roles: Vec<Box<dyn FnOnce() -> Vec<Token>>> = vec![
+            Box::new(move || a.work(token, 1)),
+            Box::new(move || b.work_tokenless(1)),
+        ];
+        let ran: Vec<Token> = order.spawn_all(roles).into_iter().flatten().collect();
+        assert_eq!(ran.len(), 1, "the token was stranded or ran twice");
+        let runs = world.runs.load(Ordering::Relaxed);
+        assert!(runs == 1 || runs == 2, "{runs} runs");
+        assert_eq!(world.limiter.demand(), 0);
+        for t in ran {
+            world.ring.give_back(t);
+        }
+    });
 }
 
 #[test]
