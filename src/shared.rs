@@ -425,7 +425,7 @@ impl Shared {
             deadline: now.deadline,
             limited: op.get_concurrency_limit().is_some(),
             stop: AtomicBool::new(false),
-            _group: group.map(|g| g.join()),
+            _group: group.map(TaskGroup::member),
         }
     }
 

@@ -108,12 +108,13 @@ impl TaskGroup {
         })
     }
 
-    /// Counts one more task; the member lives in the task's allocation.
-    pub(crate) fn join(self: &Arc<Self>) -> GroupMember {
+    /// Counts one more task of `group`; the member lives in the task's allocation. (An
+    /// associated function: loom's `Arc` cannot be a method receiver.)
+    pub(crate) fn member(group: &Arc<Self>) -> GroupMember {
         // ORDERING: Relaxed: the increment happens-before `is_empty` by program order on the
         // owner's thread, or by the submission of the task that adds a nested member.
-        self.live.fetch_add(1, Ordering::Relaxed);
-        GroupMember(self.clone())
+        group.live.fetch_add(1, Ordering::Relaxed);
+        GroupMember(group.clone())
     }
 
     /// Whether every task of the group has been dropped.
