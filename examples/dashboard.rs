@@ -346,15 +346,15 @@ fn since(now: &Histogram, before: Option<&Histogram>) -> Histogram {
     let Some(before) = before else {
         return now.clone();
     };
-    Histogram {
-        counts: now
-            .counts
-            .iter()
-            .zip(before.counts.iter().chain(std::iter::repeat(&0)))
-            .map(|(n, b)| n.saturating_sub(*b))
-            .collect(),
-        sum: now.sum.saturating_sub(before.sum),
-    }
+    let mut since = Histogram::default();
+    since.counts = now
+        .counts
+        .iter()
+        .zip(before.counts.iter().chain(std::iter::repeat(&0)))
+        .map(|(n, b)| n.saturating_sub(*b))
+        .collect();
+    since.sum = now.sum.saturating_sub(before.sum);
+    since
 }
 
 /// A quantile of a histogram, as the bucket bound it is at most: "≤ 1.0 ms".
@@ -513,7 +513,7 @@ fn render_workers(frame: &mut Frame, area: Rect, view: &View) {
 }
 
 fn render_lanes(frame: &mut Frame, area: Rect, stats: &Stats) {
-    let header = Row::new(["worker", "light", "medium", "heavy", "pinned", "now"])
+    let header = Row::new(["worker", "light", "medium", "heavy", "home", "now"])
         .style(Style::new().add_modifier(Modifier::BOLD));
     let rows = stats.workers.iter().map(|w| {
         Row::new([
@@ -521,7 +521,7 @@ fn render_lanes(frame: &mut Frame, area: Rect, stats: &Stats) {
             w.lane_depth[0].to_string(),
             w.lane_depth[1].to_string(),
             w.lane_depth[2].to_string(),
-            w.pinned_depth.to_string(),
+            w.home_depth.to_string(),
             if w.busy_now { "busy" } else { "idle" }.to_string(),
         ])
     });

@@ -44,53 +44,31 @@
 //! The lock-free structures are public in [`primitives`], each with its memory-ordering
 //! contract, and model-checked with loom (`loom-tests/`).
 
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(clippy::undocumented_unsafe_blocks)]
-
-mod admin;
-mod broadcast;
-mod clock;
 mod contain;
-mod counters;
+mod engine;
 mod error;
-#[cfg(not(loom))]
-mod global;
-mod handle;
-mod history;
-mod mailbox;
+mod metrics;
 mod operation;
-mod ops;
-mod prometheus;
-mod queue;
-mod retry;
-mod ring;
-mod route;
+pub mod primitives;
 mod runtime;
-mod scope;
-mod shared;
-mod sleep;
-mod slot;
-mod stats;
 mod sync;
 mod task;
-mod token;
-mod topology;
-mod wait_list;
-mod worker;
 
-pub use broadcast::{BroadcastContext, BROADCAST};
+pub use engine::current::current_worker;
+pub use engine::reputation::Health;
+pub use engine::route::Routing;
 pub use error::{BuildError, PanicPayload, TaskError, TrySubmitError};
+pub use operation::{
+    sticky_key, Operation, ParseStorageTierError, ParseWeightError, StorageTier, Weight,
+};
+pub use primitives::TokenState;
 #[cfg(not(loom))]
-pub use global::global;
-pub use handle::TaskHandle;
-pub use history::ExecutionRecord;
-pub use operation::{sticky_key, Operation, ParseWeightError, StorageTier, Weight};
-pub use route::Routing;
-pub use runtime::{Builder, Runtime};
-pub use scope::{Scope, ScopedHandle};
-pub use stats::{Health, Histogram, OperationStats, Stats, WorkerStats};
+pub use runtime::global;
+pub use runtime::{
+    BroadcastContext, Builder, ExecutionRecord, Histogram, OperationStats, Runtime, Scope,
+    ScopedHandle, Stats, TaskHandle, WorkerStats,
+};
 pub use task::TaskId;
-pub use token::TokenState;
 
 /// Makes a synchronous function submit its body as a task and return the [`TaskHandle`] at
 /// once: the Rust form of the Python original's decorator. Enabled by the default `macros`
@@ -195,46 +173,7 @@ pub use token::TokenState;
 #[cfg(feature = "macros")]
 pub use tokengate_macros::task_token_guard;
 
-/// The index of the worker the calling thread is, if it is a tokengate worker (of any
-/// runtime).
-///
-/// # Examples
-///
-/// ```
-/// let rt = tokengate::Runtime::builder().workers(1).pin(false).build()?;
-/// assert_eq!(tokengate::current_worker(), None);
-/// assert_eq!(rt.spawn(tokengate::current_worker).join(), Ok(Some(0)));
-/// # Ok::<(), tokengate::BuildError>(())
-/// ```
-pub fn current_worker() -> Option<usize> {
-    worker::current_worker()
-}
-
-/// The lock-free building blocks of the runtime, public for study and reuse. Each documents
-/// its memory-ordering contract; each is model-checked with loom in `loom-tests/`.
-pub mod primitives {
-    pub use crate::mailbox::{LanePicker, Mailbox, STARVATION_LIMIT};
-    pub use crate::ops::Limiter;
-    pub use crate::queue::ArrayQueue;
-    pub use crate::ring::{Token, TokenRing};
-    pub use crate::sleep::Sleeper;
-    pub use crate::slot::{Registration, TaskSlot};
-}
-
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
-
-/// Compile-time checks of the auto traits users rely on.
-#[allow(dead_code)]
-fn assert_send_sync() {
-    fn send_sync<T: Send + Sync>() {}
-    send_sync::<Runtime>();
-    send_sync::<TaskHandle<u8>>();
-    fn unpin_future<F: std::future::Future<Output = Result<u8, TaskError>> + Unpin>() {}
-    unpin_future::<TaskHandle<u8>>();
-    send_sync::<primitives::TokenRing>();
-    send_sync::<primitives::Mailbox>();
-    send_sync::<primitives::Sleeper>();
-}

@@ -117,8 +117,37 @@ impl StorageTier {
     }
 }
 
+/// The error of parsing a [`StorageTier`] from a string other than slow, moderate, fast or
+/// insane.
+///
+/// # Examples
+///
+/// ```
+/// use tokengate::StorageTier;
+///
+/// let err = "warp".parse::<StorageTier>().unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "unknown storage tier \"warp\": expected slow, moderate, fast or insane"
+/// );
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseStorageTierError(String);
+
+impl fmt::Display for ParseStorageTierError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown storage tier {:?}: expected slow, moderate, fast or insane",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ParseStorageTierError {}
+
 impl std::str::FromStr for StorageTier {
-    type Err = String;
+    type Err = ParseStorageTierError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.to_ascii_lowercase().as_str() {
@@ -126,9 +155,7 @@ impl std::str::FromStr for StorageTier {
             "moderate" => Ok(StorageTier::Moderate),
             "fast" => Ok(StorageTier::Fast),
             "insane" => Ok(StorageTier::Insane),
-            _ => Err(format!(
-                "unknown storage tier {s:?}: expected slow, moderate, fast or insane"
-            )),
+            _ => Err(ParseStorageTierError(s.to_owned())),
         }
     }
 }
@@ -165,7 +192,9 @@ pub fn sticky_key<K: Hash + ?Sized>(key: &K) -> u64 {
 /// - [`concurrency_limit`](Self::concurrency_limit) / [`storage_tier`](Self::storage_tier):
 ///   at most n tasks of the operation run at once; the others wait without holding a worker.
 /// - [`retries`](Self::retries): a panicking task submitted with
-///   [`Runtime::submit_retrying`](crate::Runtime::submit_retrying) is run again, up to n times.
+///   [`Runtime::submit_retrying`](crate::Runtime::submit_retrying) (or by a function with the
+///   `retries` key of `#[task_token_guard]`) is run again, up to n times. The other submit
+///   methods run their closure once.
 /// - [`deadline`](Self::deadline): a task not started within the duration resolves
 ///   [`TaskError::TimedOut`](crate::TaskError::TimedOut) and never runs.
 ///
@@ -251,9 +280,14 @@ impl Operation {
         self.concurrency_limit(tier.limit())
     }
 
-    /// The same operation with up to `retries` extra runs of a task that panics, for tasks
-    /// submitted with [`Runtime::submit_retrying`](crate::Runtime::submit_retrying) (a
-    /// closure that can be called again). The handle gets the last attempt's outcome.
+    /// The same operation with up to `retries` extra runs of a task that panics. The handle
+    /// gets the last attempt's outcome.
+    ///
+    /// Only [`Runtime::submit_retrying`](crate::Runtime::submit_retrying) retries (its
+    /// closure is `FnMut`, so it can be called again), and the `#[task_token_guard]`
+    /// attribute's `retries` key, which calls it. `submit`, `try_submit`, `submit_batch` and
+    /// a scope's `submit` take an `FnOnce` closure and run it once: a debug build panics when
+    /// they are given an operation with retries, rather than ignore them silently.
     #[must_use]
     pub const fn retries(mut self, retries: u32) -> Self {
         self.retries = retries;

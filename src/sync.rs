@@ -46,10 +46,12 @@ pub(crate) fn bump_exclusive(counter: &StatCounter, n: u64) {
 /// Threads: spawn, park, unpark, yield.
 pub(crate) mod thread {
     #[cfg(not(loom))]
-    pub(crate) use std::thread::{current, park, yield_now, Builder, JoinHandle, Thread};
+    pub(crate) use std::thread::{current, park, yield_now, Builder, JoinHandle, Thread, ThreadId};
 
     #[cfg(loom)]
-    pub(crate) use loom::thread::{current, park, yield_now, Builder, JoinHandle, Thread};
+    pub(crate) use loom::thread::{
+        current, park, yield_now, Builder, JoinHandle, Thread, ThreadId,
+    };
 
     /// Parks for at most `timeout`. Loom has no clock: there it is a yield, which callers treat
     /// as the spurious wake-up every park may have.

@@ -10,18 +10,11 @@ use std::sync::Arc;
 
 use tokengate::{Operation, Runtime, TaskError, TokenState};
 
-fn runtime(workers: usize, capacity: usize) -> Runtime {
-    Runtime::builder()
-        .workers(workers)
-        .pin(false)
-        .capacity(capacity)
-        .build()
-        .unwrap()
-}
+use common::runtime_with_capacity;
 
 #[test]
 fn every_closure_runs_once_and_handles_keep_order() {
-    let rt = runtime(2, 64); // far fewer tokens than tasks: the batch waits for tokens
+    let rt = runtime_with_capacity(2, 64); // far fewer tokens than tasks: the batch waits for tokens
     let runs = Arc::new(AtomicUsize::new(0));
     let handles = rt.spawn_batch((0..10_000usize).map(|i| {
         let runs = runs.clone();
@@ -40,7 +33,7 @@ fn every_closure_runs_once_and_handles_keep_order() {
 
 #[test]
 fn a_batch_is_spread_over_the_workers() {
-    let rt = runtime(2, 1024);
+    let rt = runtime_with_capacity(2, 1024);
     let gate = Arc::new(std::sync::Barrier::new(3));
     // Both workers wait at the gate, so the batch queues up behind them on both.
     let blockers = rt.spawn_batch((0..2).map(|_| {
@@ -71,7 +64,7 @@ fn a_batch_is_spread_over_the_workers() {
 
 #[test]
 fn a_batch_from_a_worker_with_a_dry_ring_does_not_deadlock() {
-    let rt = Arc::new(runtime(1, 2));
+    let rt = Arc::new(runtime_with_capacity(1, 2));
     let r = rt.clone();
     let sum = rt
         .spawn(move || {
@@ -86,7 +79,7 @@ fn a_batch_from_a_worker_with_a_dry_ring_does_not_deadlock() {
 
 #[test]
 fn after_shutdown_a_batch_is_refused_whole() {
-    let rt = runtime(1, 16);
+    let rt = runtime_with_capacity(1, 16);
     rt.shutdown();
     let ran = Arc::new(AtomicUsize::new(0));
     let handles = rt.spawn_batch((0..10).map(|_| {
@@ -129,7 +122,7 @@ fn a_batch_of_a_blocked_operation_is_refused_and_a_paused_one_held() {
 #[test]
 fn a_sticky_batch_keeps_its_key_on_one_worker() {
     const SAVE: Operation = Operation::new("save");
-    let rt = runtime(2, 256);
+    let rt = runtime_with_capacity(2, 256);
     let workers: BTreeSet<_> = rt
         .submit_batch(&SAVE.sticky(7), (0..100).map(|_| tokengate::current_worker))
         .into_iter()

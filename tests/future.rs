@@ -9,7 +9,6 @@ mod common;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -18,15 +17,9 @@ use futures::executor::block_on;
 use futures::future::join_all;
 use tokengate::{Operation, Runtime, TaskError, TaskHandle, TokenState, Weight};
 
-const HEAVY: Operation = Operation::new("future_heavy").weight(Weight::Heavy);
+use common::{hold_worker, runtime, Gate};
 
-fn rt(workers: usize) -> Runtime {
-    Runtime::builder()
-        .workers(workers)
-        .pin(false)
-        .build()
-        .unwrap()
-}
+const HEAVY: Operation = Operation::new("future_heavy").weight(Weight::Heavy);
 
 fn is_prime(n: u64) -> bool {
     n > 1 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
@@ -58,30 +51,22 @@ fn poll_once<T>(handle: &mut TaskHandle<T>, waker: &Waker) -> Poll<Result<T, Tas
     Pin::new(handle).poll(&mut Context::from_waker(waker))
 }
 
-/// A task that blocks its worker until the returned sender sends (or is dropped), and a
-/// receiver that says when it started.
-fn gated(rt: &Runtime) -> (TaskHandle<&'static str>, mpsc::Sender<()>) {
-    let (release, gate) = mpsc::channel::<()>();
-    let (started_tx, started) = mpsc::channel::<()>();
-    let h = rt.spawn(move || {
-        started_tx.send(()).unwrap();
-        let _ = gate.recv();
-        "released"
-    });
-    started.recv().unwrap();
-    (h, release)
+/// A task that holds its worker until the returned gate opens (or is dropped), then returns
+/// "released".
+fn gated(rt: &Runtime) -> (TaskHandle<&'static str>, Gate) {
+    hold_worker(rt, &Operation::DEFAULT, || "released")
 }
 
 #[test]
 fn smoke() {
-    let rt = rt(2);
+    let rt = runtime(2);
     assert_eq!(block_on(rt.spawn(|| 2 + 2)), Ok(4));
 }
 
 #[test]
 fn block_on_awaits_many_handles_at_once() {
     let n = if cfg!(miri) { 50 } else { 10_000 };
-    let rt = rt(2);
+    let rt = runtime(2);
     let handles: Vec<_> = (0..n as u64).map(|i| rt.spawn(move || i * 2)).collect();
     let outcomes = block_on(join_all(handles));
     let sum: u64 = outcomes.into_iter().map(Result::unwrap).sum();
@@ -90,7 +75,7 @@ fn block_on_awaits_many_handles_at_once() {
 
 #[test]
 fn a_pending_handle_is_woken_once_and_then_ready() {
-    let rt = rt(2);
+    let rt = runtime(2);
     let (mut h, release) = gated(&rt);
     let (counter, waker) = counting();
     assert!(poll_once(&mut h, &waker).is_pending());
@@ -103,7 +88,7 @@ fn a_pending_handle_is_woken_once_and_then_ready() {
         3,
         "one clone registered, not two"
     );
-    release.send(()).unwrap();
+    release.open();
     while counter.wakes() == 0 {
         std::thread::yield_now();
     }
@@ -114,14 +99,14 @@ fn a_pending_handle_is_woken_once_and_then_ready() {
 
 #[test]
 fn a_handle_moved_to_another_task_wakes_the_new_waker_only() {
-    let rt = rt(2);
+    let rt = runtime(2);
     let (mut h, release) = gated(&rt);
     let (old, old_waker) = counting();
     let (new, new_waker) = counting();
     assert!(poll_once(&mut h, &old_waker).is_pending());
     assert!(poll_once(&mut h, &new_waker).is_pending());
     assert_eq!(Arc::strong_count(&old), 2, "the replaced waker is dropped");
-    release.send(()).unwrap();
+    release.open();
     while new.wakes() == 0 {
         std::thread::yield_now();
     }
@@ -131,12 +116,10 @@ fn a_handle_moved_to_another_task_wakes_the_new_waker_only() {
 
 #[test]
 fn dropping_a_pending_handle_releases_its_waker_and_the_task_still_runs() {
-    let rt = rt(2);
+    let rt = runtime(2);
     let ran = Arc::new(AtomicUsize::new(0));
-    let (release, gate) = mpsc::channel::<()>();
     let r = ran.clone();
-    let mut h = rt.spawn(move || {
-        let _ = gate.recv();
+    let (mut h, release) = hold_worker(&rt, &Operation::DEFAULT, move || {
         r.fetch_add(1, Ordering::SeqCst);
     });
     let (counter, waker) = counting();
@@ -148,7 +131,7 @@ fn dropping_a_pending_handle_releases_its_waker_and_the_task_still_runs() {
         2,
         "the dropped handle withdrew its waker"
     );
-    release.send(()).unwrap();
+    release.open();
     rt.shutdown();
     assert_eq!(
         ran.load(Ordering::SeqCst),
@@ -160,13 +143,13 @@ fn dropping_a_pending_handle_releases_its_waker_and_the_task_still_runs() {
 
 #[test]
 fn a_handle_polled_then_joined_still_joins() {
-    let rt = rt(2);
+    let rt = runtime(2);
     let (mut h, release) = gated(&rt);
     let (counter, waker) = counting();
     assert!(poll_once(&mut h, &waker).is_pending());
     let releaser = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(20));
-        release.send(()).unwrap();
+        release.open();
     });
     assert_eq!(h.join(), Ok("released"));
     releaser.join().unwrap();
@@ -181,7 +164,7 @@ fn a_handle_polled_then_joined_still_joins() {
 #[test]
 #[should_panic(expected = "TaskHandle polled after completion")]
 fn polling_after_completion_panics() {
-    let rt = rt(1);
+    let rt = runtime(1);
     let mut h = rt.spawn(|| 1);
     assert_eq!(block_on(&mut h), Ok(1));
     let _ = block_on(&mut h);
@@ -190,7 +173,7 @@ fn polling_after_completion_panics() {
 #[test]
 #[should_panic(expected = "TaskHandle joined after it was polled to completion")]
 fn joining_after_completion_panics() {
-    let rt = rt(1);
+    let rt = runtime(1);
     let mut h = rt.spawn(|| 1);
     assert_eq!(block_on(&mut h), Ok(1));
     let _ = h.join();
@@ -199,7 +182,7 @@ fn joining_after_completion_panics() {
 #[test]
 fn a_panicking_task_resolves_to_its_error() {
     common::quiet_planned_panics();
-    let rt = rt(1);
+    let rt = runtime(1);
     let h = rt.spawn(|| -> u8 { panic!("planned panic in an awaited task") });
     match block_on(h) {
         Err(TaskError::Panicked(p)) => assert_eq!(p.message(), "planned panic in an awaited task"),
@@ -212,7 +195,7 @@ fn a_panicking_task_resolves_to_its_error() {
 /// calls to the pinned workers, awaiting them without blocking its own threads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_offloads_cpu_work_and_awaits_it() {
-    let rt = rt(2);
+    let rt = runtime(2);
     let start = 1_000_000u64;
     let handles: Vec<_> = (start..start + 2_000)
         .map(|n| rt.submit(&HEAVY, move || is_prime(n)))
@@ -244,12 +227,10 @@ async fn tokio_offloads_cpu_work_and_awaits_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_timeout_drops_a_pending_handle() {
-    let rt = rt(2);
-    let (release, gate) = mpsc::channel::<()>();
+    let rt = runtime(2);
     let ran = Arc::new(AtomicUsize::new(0));
     let r = ran.clone();
-    let h = rt.spawn(move || {
-        let _ = gate.recv();
+    let (h, release) = hold_worker(&rt, &Operation::DEFAULT, move || {
         r.fetch_add(1, Ordering::SeqCst);
     });
     let timed_out = tokio::time::timeout(Duration::from_millis(20), h).await;
@@ -257,14 +238,14 @@ async fn tokio_timeout_drops_a_pending_handle() {
         timed_out.is_err(),
         "the handle cannot finish before the gate opens"
     );
-    release.send(()).unwrap();
+    release.open();
     // Through a `select!` too: the sleep wins, the handle is dropped pending.
     let (h, release2) = gated(&rt);
     tokio::select! {
         _ = h => panic!("the gated task finished before it was released"),
         _ = tokio::time::sleep(Duration::from_millis(20)) => {}
     }
-    release2.send(()).unwrap();
+    release2.open();
     rt.shutdown();
     assert_eq!(
         ran.load(Ordering::SeqCst),
@@ -276,7 +257,7 @@ async fn tokio_timeout_drops_a_pending_handle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_gets_a_panicking_tasks_error() {
     common::quiet_planned_panics();
-    let rt = rt(2);
+    let rt = runtime(2);
     match rt
         .spawn(|| -> u8 { panic!("planned panic under tokio") })
         .await
@@ -288,7 +269,7 @@ async fn tokio_gets_a_panicking_tasks_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handles_awaited_after_shutdown_resolve() {
-    let rt = rt(2);
+    let rt = runtime(2);
     let before = rt.spawn(|| "ran before the shutdown");
     rt.shutdown();
     assert_eq!(before.await, Ok("ran before the shutdown"));
@@ -300,7 +281,7 @@ async fn handles_awaited_after_shutdown_resolve() {
 /// A handle pending in a tokio task while `shutdown_now` kills it: the kill wakes the task.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_now_wakes_a_pending_await_with_killed() {
-    let rt = Arc::new(rt(1));
+    let rt = Arc::new(runtime(1));
     let (running, release) = gated(&rt);
     let queued = rt.spawn(|| "killed before it ran");
     let awaiting = tokio::spawn(queued);
@@ -311,7 +292,7 @@ async fn shutdown_now_wakes_a_pending_await_with_killed() {
     while !rt.is_shut_down() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    release.send(()).unwrap();
+    release.open();
     assert_eq!(awaiting.await.unwrap(), Err(TaskError::Killed));
     assert_eq!(running.await, Ok("released"));
     shutting.join().unwrap();
@@ -322,7 +303,7 @@ async fn shutdown_now_wakes_a_pending_await_with_killed() {
 #[test]
 fn many_threads_block_on_handles_concurrently() {
     let per_thread = if cfg!(miri) { 10 } else { 2_000 };
-    let rt = Arc::new(rt(2));
+    let rt = Arc::new(runtime(2));
     let start = Arc::new(Barrier::new(4));
     let threads: Vec<_> = (0..4u64)
         .map(|t| {

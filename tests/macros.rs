@@ -31,7 +31,7 @@ mod runtimes {
     /// Two unpinned workers, built on first use.
     pub(crate) fn two_workers() -> &'static Runtime {
         static RT: OnceLock<Runtime> = OnceLock::new();
-        RT.get_or_init(|| Runtime::builder().workers(2).pin(false).build().unwrap())
+        RT.get_or_init(|| common::runtime(2))
     }
 
     /// A runtime that is shut down: every submission resolves `ShutDown`, which shows the
@@ -39,7 +39,7 @@ mod runtimes {
     pub(crate) fn closed() -> &'static Runtime {
         static RT: OnceLock<Runtime> = OnceLock::new();
         RT.get_or_init(|| {
-            let rt = Runtime::builder().workers(1).pin(false).build().unwrap();
+            let rt = common::runtime(1);
             rt.shutdown();
             rt
         })
@@ -233,7 +233,7 @@ fn deadline_and_concurrency_limit_compile_and_run() {
 fn deadline_times_out_a_call_that_cannot_start() {
     fn one_worker() -> &'static Runtime {
         static RT: OnceLock<Runtime> = OnceLock::new();
-        RT.get_or_init(|| Runtime::builder().workers(1).pin(false).build().unwrap())
+        RT.get_or_init(|| common::runtime(1))
     }
 
     #[task_token_guard(operation_type = "blocker", runtime = one_worker)]
@@ -262,7 +262,7 @@ fn concurrency_limit_bounds_the_calls_running_at_once() {
 
     fn three_workers() -> &'static Runtime {
         static RT: OnceLock<Runtime> = OnceLock::new();
-        RT.get_or_init(|| Runtime::builder().workers(3).pin(false).build().unwrap())
+        RT.get_or_init(|| common::runtime(3))
     }
 
     #[task_token_guard(operation_type = "one_at_a_time", concurrency_limit = 1, runtime = three_workers)]

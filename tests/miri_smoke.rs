@@ -10,12 +10,7 @@ use tokengate::{Operation, Runtime, TaskError, Weight};
 #[test]
 fn smoke() {
     common::quiet_planned_panics();
-    let rt = Runtime::builder()
-        .workers(2)
-        .pin(false)
-        .capacity(4)
-        .build()
-        .unwrap();
+    let rt = common::runtime_with_capacity(2, 4);
     let count = Arc::new(AtomicUsize::new(0));
     let ops = [
         Operation::new("l").weight(Weight::Light),
@@ -130,14 +125,7 @@ impl Drop for ReadsOnDrop<'_> {
 /// handle was dropped unjoined, closures cancelled unrun, a broadcast's results.
 #[test]
 fn borrowed_outputs_and_closures_are_dropped_before_the_borrow_ends() {
-    let rt = Arc::new(
-        Runtime::builder()
-            .workers(1)
-            .pin(false)
-            .capacity(2)
-            .build()
-            .unwrap(),
-    );
+    let rt = Arc::new(common::runtime_with_capacity(1, 2));
     for round in 0..if cfg!(miri) { 2 } else { 50 } {
         let data = vec![round as u64; 4];
         rt.scope(|s| {

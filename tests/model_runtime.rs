@@ -49,7 +49,7 @@ struct Submitted {
 
 #[test]
 fn smoke() {
-    let rt = Runtime::builder().workers(2).pin(false).build().unwrap();
+    let rt = common::runtime(2);
     assert_eq!(rt.spawn(|| 1u64).join(), Ok(1));
 }
 

@@ -9,13 +9,7 @@ use std::time::Duration;
 
 use tokengate::{Operation, Runtime, TaskError, TokenState, Weight};
 
-fn runtime(workers: usize) -> Runtime {
-    Runtime::builder()
-        .workers(workers)
-        .pin(false)
-        .build()
-        .unwrap()
-}
+use common::runtime;
 
 #[test]
 fn counters_match_a_known_workload() {

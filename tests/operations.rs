@@ -5,34 +5,14 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokengate::{
     Health, Operation, Runtime, StorageTier, TaskError, TokenState, TrySubmitError, Weight,
 };
 
-fn runtime(workers: usize) -> Runtime {
-    Runtime::builder()
-        .workers(workers)
-        .pin(false)
-        .build()
-        .unwrap()
-}
-
-/// A task that holds its worker until the returned barrier is passed a second time.
-fn block_worker(rt: &Runtime, op: &Operation) -> (Arc<Barrier>, tokengate::TaskHandle<()>) {
-    let gate = Arc::new(Barrier::new(2));
-    let g = gate.clone();
-    let started = Arc::new(Barrier::new(2));
-    let s = started.clone();
-    let h = rt.submit(op, move || {
-        s.wait();
-        g.wait();
-    });
-    started.wait();
-    (gate, h)
-}
+use common::{hold_worker, runtime};
 
 // ---- sticky -------------------------------------------------------------------------------
 
@@ -120,7 +100,7 @@ fn sticky_keys_spread_over_workers() {
 #[test]
 fn concurrency_limit_is_never_exceeded() {
     const IO: Operation = Operation::new("io").concurrency_limit(3);
-    let rt = Runtime::builder().workers(8).pin(false).build().unwrap();
+    let rt = common::runtime(8);
     let now = Arc::new(AtomicUsize::new(0));
     let max = Arc::new(AtomicUsize::new(0));
     let handles: Vec<_> = (0..120)
@@ -152,7 +132,7 @@ fn tasks_over_the_limit_do_not_hold_a_worker() {
     const SLOW: Operation = Operation::new("slow_io").concurrency_limit(1);
     const FREE: Operation = Operation::new("free");
     let rt = runtime(2);
-    let (gate, first) = block_worker(&rt, &SLOW);
+    let (first, gate) = hold_worker(&rt, &SLOW, || ());
     let ran = Arc::new(AtomicUsize::new(0));
     let limited: Vec<_> = (0..6)
         .map(|_| {
@@ -172,7 +152,7 @@ fn tasks_over_the_limit_do_not_hold_a_worker() {
         0,
         "a limited task ran without a permit"
     );
-    gate.wait();
+    gate.open();
     first.join().unwrap();
     let mut order: Vec<usize> = limited.into_iter().map(|h| h.join().unwrap()).collect();
     order.sort();
@@ -193,6 +173,7 @@ fn storage_tiers_are_the_original_presets() {
     assert!("warp"
         .parse::<StorageTier>()
         .unwrap_err()
+        .to_string()
         .contains("slow, moderate, fast or insane"));
 }
 
@@ -240,12 +221,12 @@ fn a_task_not_started_before_its_deadline_times_out_and_never_runs() {
     const GATE: Operation = Operation::new("gate");
     const QUICK: Operation = Operation::new("quick").deadline(Duration::from_millis(10));
     let rt = runtime(1);
-    let (gate, first) = block_worker(&rt, &GATE);
+    let (first, gate) = hold_worker(&rt, &GATE, || ());
     let ran = Arc::new(AtomicBool::new(false));
     let r = ran.clone();
     let late = rt.submit(&QUICK, move || r.store(true, Ordering::SeqCst));
     std::thread::sleep(Duration::from_millis(40));
-    gate.wait();
+    gate.open();
     first.join().unwrap();
     assert_eq!(late.join(), Err(TaskError::TimedOut));
     assert!(!ran.load(Ordering::SeqCst));
@@ -409,7 +390,7 @@ fn drain_operation_kills_waiting_tasks_and_spares_others() {
     const X: Operation = Operation::new("x");
     const Y: Operation = Operation::new("y");
     let rt = Arc::new(runtime(1));
-    let (gate, first) = block_worker(&rt, &GATE);
+    let (first, gate) = hold_worker(&rt, &GATE, || ());
     let ran_x = Arc::new(AtomicUsize::new(0));
     let xs: Vec<_> = (0..20)
         .map(|_| {
@@ -429,7 +410,7 @@ fn drain_operation_kills_waiting_tasks_and_spares_others() {
         !drainer.is_finished(),
         "drain returned while x still had tasks in flight"
     );
-    gate.wait();
+    gate.open();
     first.join().unwrap();
     drainer.join().unwrap();
     assert!(xs.into_iter().all(|h| h.join() == Err(TaskError::Killed)));
@@ -449,13 +430,13 @@ fn kill_by_id_and_kill_operation() {
     const GATE: Operation = Operation::new("gate");
     const Z: Operation = Operation::new("z");
     let rt = runtime(1);
-    let (gate, first) = block_worker(&rt, &GATE);
+    let (first, gate) = hold_worker(&rt, &GATE, || ());
     let victim = rt.spawn(|| 1);
     let spared = rt.spawn(|| 2);
     let zs: Vec<_> = (0..3).map(|_| rt.submit(&Z, || 3)).collect();
     rt.kill(victim.id());
     rt.kill_operation("z");
-    gate.wait();
+    gate.open();
     first.join().unwrap();
     assert_eq!(victim.join(), Err(TaskError::Killed));
     assert_eq!(spared.join(), Ok(2));

@@ -11,16 +11,10 @@ use openmetrics_parser::{
 };
 use tokengate::{Histogram, Operation, Runtime, Weight};
 
+use common::runtime;
+
 type Exposition = MetricsExposition<PrometheusType, PrometheusValue>;
 type Family = MetricFamily<PrometheusType, PrometheusValue>;
-
-fn runtime(workers: usize) -> Runtime {
-    Runtime::builder()
-        .workers(workers)
-        .pin(false)
-        .build()
-        .unwrap()
-}
 
 /// Parses `text`, failing the test with the text itself if it is not a valid exposition.
 fn parse(text: &str) -> Exposition {
@@ -221,7 +215,7 @@ fn a_known_workload_reads_back_from_the_parsed_text() {
     assert!(per_worker("tokengate_worker_steals_total") <= 1000.0);
     assert!(per_worker("tokengate_worker_busy_seconds_total") >= 250.0 * 100e-6);
     for w in ["0", "1"] {
-        for lane in ["light", "medium", "heavy", "pinned"] {
+        for lane in ["light", "medium", "heavy", "home"] {
             let labels = [("worker", w), ("lane", lane)];
             assert_eq!(value(&exposition, "tokengate_queue_depth", &labels), 0.0);
         }

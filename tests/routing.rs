@@ -1,5 +1,7 @@
 //! Weights, lanes and routing through the public API.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,7 +31,7 @@ fn workers_used(rt: &Runtime, op: &Operation, n: usize) -> BTreeSet<usize> {
 
 #[test]
 fn smoke() {
-    let rt = Runtime::builder().workers(2).pin(false).build().unwrap();
+    let rt = common::runtime(2);
     assert!(workers_used(&rt, &LIGHT, 10).iter().all(|&w| w < 2));
 }
 
@@ -74,7 +76,7 @@ fn lane_workers_overrides_the_policy_for_one_weight() {
 
 #[test]
 fn spread_routing_uses_every_worker() {
-    let rt = Runtime::builder().workers(2).pin(false).build().unwrap();
+    let rt = common::runtime(2);
     let gate = Arc::new(AtomicBool::new(false));
     // Two tasks that each wait for the other to start can only finish on two workers.
     let started = Arc::new(AtomicUsize::new(0));
@@ -142,7 +144,7 @@ fn start_order_after_gate(rt: &Runtime, queued_heavy: usize) -> (usize, Vec<(usi
 #[test]
 fn light_work_does_not_queue_behind_heavy_work() {
     // One worker: the light task overtakes every queued heavy task.
-    let rt = Runtime::builder().workers(1).pin(false).build().unwrap();
+    let rt = common::runtime(1);
     let (light_at, heavy) = start_order_after_gate(&rt, 6);
     assert_eq!(light_at, 0, "light started after heavy tasks {heavy:?}");
 

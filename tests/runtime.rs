@@ -1,18 +1,14 @@
 //! The core runtime through its public API.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokengate::{Operation, Runtime, TaskError, TokenState, TrySubmitError, Weight};
 
-fn rt(workers: usize) -> Runtime {
-    Runtime::builder()
-        .workers(workers)
-        .pin(false)
-        .build()
-        .unwrap()
-}
+use common::{hold_worker, runtime as rt, runtime_with_capacity};
 
 #[test]
 fn smoke() {
@@ -23,12 +19,7 @@ fn smoke() {
 #[test]
 fn every_task_runs_exactly_once() {
     let n = if cfg!(miri) { 200 } else { 200_000 };
-    let rt = Runtime::builder()
-        .workers(2)
-        .pin(false)
-        .capacity(1024)
-        .build()
-        .unwrap();
+    let rt = common::runtime_with_capacity(2, 1024);
     let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..n).map(|_| AtomicUsize::new(0)).collect());
     let handles: Vec<_> = (0..n)
         .map(|i| {
@@ -61,11 +52,7 @@ fn a_panicking_task_does_not_take_its_worker_down() {
 #[test]
 fn cancel_before_start_means_it_never_runs() {
     let rt = rt(1);
-    let gate = Arc::new(Barrier::new(2));
-    let g = gate.clone();
-    let blocker = rt.spawn(move || {
-        g.wait();
-    });
+    let (blocker, gate) = hold_worker(&rt, &Operation::DEFAULT, || ());
     let ran = Arc::new(AtomicUsize::new(0));
     let r = ran.clone();
     let victim = rt.spawn(move || r.fetch_add(1, Ordering::SeqCst));
@@ -74,7 +61,7 @@ fn cancel_before_start_means_it_never_runs() {
         "queued behind the blocker, it had not started"
     );
     assert_eq!(victim.state(), TokenState::Killed);
-    gate.wait();
+    gate.open();
     blocker.join().unwrap();
     assert!(matches!(victim.join(), Err(TaskError::Killed)));
     rt.shutdown();
@@ -118,19 +105,11 @@ fn graceful_shutdown_runs_everything_admitted() {
 #[test]
 fn shutdown_now_kills_queued_tasks_and_lets_running_ones_finish() {
     let rt = rt(1);
-    let started = Arc::new(Barrier::new(2));
-    let release = Arc::new(Barrier::new(2));
-    let (s, r) = (started.clone(), release.clone());
-    let running = rt.spawn(move || {
-        s.wait();
-        r.wait();
-        "finished"
-    });
-    started.wait();
+    let (running, gate) = hold_worker(&rt, &Operation::DEFAULT, || "finished");
     let queued: Vec<_> = (0..10).map(|i| rt.spawn(move || i)).collect();
     let releaser = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
-        release.wait();
+        gate.open();
     });
     rt.shutdown_now();
     releaser.join().unwrap();
@@ -142,25 +121,16 @@ fn shutdown_now_kills_queued_tasks_and_lets_running_ones_finish() {
 
 #[test]
 fn try_submit_hands_the_closure_back_when_full_and_after_shutdown() {
-    let rt = Runtime::builder()
-        .workers(1)
-        .pin(false)
-        .capacity(2)
-        .build()
-        .unwrap();
-    let gate = Arc::new(Barrier::new(2));
-    let g = gate.clone();
+    let rt = runtime_with_capacity(1, 2);
     // Both tokens go out: one task runs and blocks on the gate, the other queues behind it.
-    let running = rt.spawn(move || {
-        g.wait();
-    });
+    let (running, gate) = hold_worker(&rt, &Operation::DEFAULT, || ());
     let queued = rt.spawn(|| ());
     let marker = String::from("mine");
     match rt.try_submit(&Operation::DEFAULT, move || marker.len()) {
         Err(TrySubmitError::Full(f)) => assert_eq!(f(), 4),
         other => panic!("expected Full, got {other:?}"),
     }
-    gate.wait();
+    gate.open();
     running.join().unwrap();
     queued.join().unwrap();
     rt.shutdown();
@@ -172,18 +142,8 @@ fn try_submit_hands_the_closure_back_when_full_and_after_shutdown() {
 
 #[test]
 fn submit_waits_for_a_token_when_the_ring_is_full() {
-    let rt = Runtime::builder()
-        .workers(1)
-        .pin(false)
-        .capacity(1)
-        .build()
-        .unwrap();
-    let gate = Arc::new(Barrier::new(2));
-    let g = gate.clone();
-    let first = rt.spawn(move || {
-        g.wait();
-        1
-    });
+    let rt = runtime_with_capacity(1, 1);
+    let (first, gate) = hold_worker(&rt, &Operation::DEFAULT, || 1);
     let submitted = Arc::new(AtomicUsize::new(0));
     let s = submitted.clone();
     std::thread::scope(|scope| {
@@ -199,7 +159,7 @@ fn submit_waits_for_a_token_when_the_ring_is_full() {
             0,
             "submit must wait while the ring is full"
         );
-        gate.wait();
+        gate.open();
         assert_eq!(waiter.join().unwrap(), Ok(2));
     });
     assert_eq!(first.join(), Ok(1));
@@ -215,14 +175,7 @@ fn nested_submit_and_join_on_one_worker_does_not_deadlock() {
         let b = rt.spawn(move || fib(rt, n - 2));
         a.join().unwrap() + b.join().unwrap()
     }
-    let rt: &'static Runtime = Box::leak(Box::new(
-        Runtime::builder()
-            .workers(1)
-            .pin(false)
-            .capacity(2)
-            .build()
-            .unwrap(),
-    ));
+    let rt: &'static Runtime = Box::leak(Box::new(common::runtime_with_capacity(1, 2)));
     assert_eq!(rt.spawn(move || fib(rt, 15)).join(), Ok(610));
     rt.shutdown();
 }

@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokengate::{Runtime, TaskError};
+use tokengate::TaskError;
 
 #[derive(Default, Debug, PartialEq)]
 struct Tally {
@@ -18,14 +18,7 @@ struct Tally {
 
 fn race(kill: bool) {
     common::quiet_planned_panics();
-    let rt = Arc::new(
-        Runtime::builder()
-            .workers(2)
-            .pin(false)
-            .capacity(64)
-            .build()
-            .unwrap(),
-    );
+    let rt = Arc::new(common::runtime_with_capacity(2, 64));
     let ran = Arc::new(AtomicUsize::new(0));
     let per_thread = if cfg!(miri) { 20 } else { 20_000 };
     let submitters: Vec<_> = (0..3)
@@ -100,7 +93,7 @@ fn race(kill: bool) {
 
 #[test]
 fn smoke() {
-    let rt = Runtime::builder().workers(1).pin(false).build().unwrap();
+    let rt = common::runtime(1);
     rt.shutdown();
     assert_eq!(rt.spawn(|| 1).join(), Err(TaskError::ShutDown));
 }

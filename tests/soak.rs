@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokengate::{Runtime, TaskError};
+use tokengate::TaskError;
 
 /// A small deterministic generator (xorshift), so a failing run can be repeated.
 struct Rng(u64);
@@ -44,14 +44,7 @@ fn soak_millions_of_tasks() {
 fn soak(n: usize, threads: usize) {
     common::quiet_planned_panics();
     let start = Instant::now();
-    let rt = Arc::new(
-        Runtime::builder()
-            .workers(2)
-            .pin(false)
-            .capacity(1024)
-            .build()
-            .unwrap(),
-    );
+    let rt = Arc::new(common::runtime_with_capacity(2, 1024));
     let ran = Arc::new(AtomicUsize::new(0));
     let submitted = Arc::new(AtomicUsize::new(0));
     let per_thread = n / threads;

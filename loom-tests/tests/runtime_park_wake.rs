@@ -3,8 +3,9 @@
 //!
 //! What they check:
 //!
-//! - **No lost wake-up of the worker** (`src/sleep.md`): a task submitted while the worker
-//!   looks for work, announces sleep, or is parked still runs, and its `join` returns `Ok`.
+//! - **No lost wake-up of the worker** (`src/primitives/sleep.md`): a task submitted while the
+//!   worker looks for work, announces sleep, or is parked still runs, and its `join` returns
+//!   `Ok`.
 //! - **No lost wake-up of a joiner**: the thread parked in `join` is woken by the worker.
 //! - **No lost wake-up of a submitter waiting for a token** (`wait_list.rs`): with one token,
 //!   a second submission may find it still out (`join` returns before the worker gives the

@@ -3,10 +3,11 @@
 //! token, shared (through a loom `Arc`) by a submitter that `spawn`s a task and joins it and a
 //! thread that shuts the runtime down.
 //!
-//! The protocol under test (`src/sleep.md`, "shutdown against submit"): the submitter takes a
-//! token, `SeqCst` fence, reads `closed`; shutdown sets `closed`, `SeqCst` fence, waits for
-//! every token to come home, then stops and joins the worker. Either the submitter sees
-//! `closed` and is refused, or shutdown sees the token out and waits for the task.
+//! The protocol under test (`src/primitives/sleep.md`, "shutdown against submit"): the
+//! submitter takes a token, `SeqCst` fence, reads `closed`; shutdown sets `closed`, `SeqCst`
+//! fence, waits for every token to come home, then stops and joins the worker. Either the
+//! submitter sees `closed` and is refused, or shutdown sees the token out and waits for the
+//! task.
 //!
 //! What every execution must show:
 //!

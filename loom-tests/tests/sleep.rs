@@ -1,7 +1,8 @@
-//! Loom models of [`Sleeper`], the park/wake protocol of a worker (`src/sleep.md`): a
-//! consumer that announces sleep, looks for work once more and parks, against a producer that
-//! publishes work and wakes it. A lost wake-up leaves the consumer parked forever, which loom
-//! reports as a deadlock; so every model here passes only if the consumer always finishes.
+//! Loom models of [`Sleeper`], the park/wake protocol of a worker
+//! (`src/primitives/sleep.md`): a consumer that announces sleep, looks for work once more and
+//! parks, against a producer that publishes work and wakes it. A lost wake-up leaves the
+//! consumer parked forever, which loom reports as a deadlock; so every model here passes only
+//! if the consumer always finishes.
 //!
 //! The work flag is a loom `AtomicBool` stored and loaded with `Relaxed`: the protocol's two
 //! `SeqCst` fences (in `prepare_sleep` and `wake`) must carry it on their own.

@@ -1,6 +1,63 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: runtimes as the tests build them, a task that holds
+//! a worker until the test lets it go, and quiet planned panics.
 
-use std::sync::Once;
+// Each test file compiles this module on its own and uses only some of its helpers.
+#![allow(dead_code)]
+
+use std::sync::{mpsc, Once};
+
+use tokengate::{Operation, Runtime, TaskHandle};
+
+/// A runtime of `workers` workers, unpinned (the tests share their machine), with the default
+/// capacity.
+pub(crate) fn runtime(workers: usize) -> Runtime {
+    Runtime::builder()
+        .workers(workers)
+        .pin(false)
+        .build()
+        .unwrap()
+}
+
+/// [`runtime`] with `capacity` tokens.
+pub(crate) fn runtime_with_capacity(workers: usize, capacity: usize) -> Runtime {
+    Runtime::builder()
+        .workers(workers)
+        .pin(false)
+        .capacity(capacity)
+        .build()
+        .unwrap()
+}
+
+/// What holds a task started by [`hold_worker`]: [`open`](Gate::open) it (or drop it) and the
+/// task goes on.
+#[derive(Debug)]
+pub(crate) struct Gate(mpsc::Sender<()>);
+
+impl Gate {
+    /// Lets the held task go on.
+    pub(crate) fn open(self) {
+        let _ = self.0.send(());
+    }
+}
+
+/// Submits a task of `op` that holds its worker until the returned [`Gate`] opens, then
+/// returns `then()`; returns once the task is running, so that what the test submits next
+/// queues behind it.
+pub(crate) fn hold_worker<T, F>(rt: &Runtime, op: &Operation, then: F) -> (TaskHandle<T>, Gate)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (release, gate) = mpsc::channel::<()>();
+    let (started_tx, started) = mpsc::channel::<()>();
+    let handle = rt.submit(op, move || {
+        started_tx.send(()).unwrap();
+        let _ = gate.recv();
+        then()
+    });
+    started.recv().unwrap();
+    (handle, Gate(release))
+}
 
 /// Silences the default panic report for panics whose message starts with "planned" (tests
 /// that panic on purpose thousands of times); every other panic is reported as usual.

@@ -3,15 +3,14 @@
 //! lookup is lock-free: an open-addressing table of atomic pointers, filled by CAS the first
 //! time a name is seen, never shrunk until the runtime is dropped.
 
-use crossbeam_utils::CachePadded;
 use std::fmt;
 use std::ptr;
 
-use crate::counters::StripedOpCounters;
+use crate::metrics::counters::StripedOpCounters;
 use crate::operation::{Operation, Weight};
-use crate::queue::ArrayQueue;
-use crate::ring::Token;
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Mutex, Ordering};
+use crate::primitives::Limiter;
+use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Mutex, Ordering, StatCounter};
+use crate::task::TaskMeta;
 
 /// Distinct operation names a runtime tracks separately; later names share the entry
 /// [`OVERFLOW_NAME`]: its counters, its pause, its kill epoch and its concurrency limiter (the
@@ -27,157 +26,6 @@ pub(crate) const MAX_OPERATIONS: usize = 4;
 const SLOTS: usize = 2 * MAX_OPERATIONS;
 /// The entry shared by operations beyond [`MAX_OPERATIONS`].
 pub(crate) const OVERFLOW_NAME: &str = "(other operations)";
-
-/// A concurrency limiter that never blocks a thread: at most `limit` tokens hold a permit at
-/// once; the others wait *in the limiter* (not on a thread) until a permit is handed to them.
-/// What `Operation::concurrency_limit` uses.
-///
-/// ## Protocol and ordering contract
-///
-/// Every token entering [`acquire`](Self::acquire) is first pushed onto the waiting queue,
-/// then counted in `demand` (tokens holding or waiting for a permit, `AcqRel` RMWs). Whoever
-/// raises `demand` from below `limit` (a free permit) pops the oldest waiter and runs it;
-/// whoever lowers it from above `limit` in [`release`](Self::release) (a waiter exists) pops
-/// the oldest waiter and hands it the permit. Pops never outnumber pushes: a token counted
-/// before an RMW was pushed before it. So no waiter is stranded, waiters leave in arrival
-/// order, and the number of permits held never exceeds `limit`. Everything a
-/// permit holder did before `release` happens before the next holder of that permit starts
-/// (the hand-over goes through the waiting queue's Release/Acquire).
-///
-/// Model-checked in `loom-tests/tests/limiter.rs`.
-///
-/// # Examples
-///
-/// ```
-/// use tokengate::primitives::{Limiter, TokenRing};
-///
-/// let ring = TokenRing::new(4);
-/// let limiter = Limiter::new(1, 4);
-/// let a = limiter.acquire(ring.try_take().unwrap()).expect("first gets the permit");
-/// assert!(limiter.acquire(ring.try_take().unwrap()).is_none()); // waits in the limiter
-/// let b = limiter.release().expect("the permit goes to the waiter");
-/// assert!(limiter.release().is_none());
-/// ring.give_back(a);
-/// ring.give_back(b);
-/// ```
-pub struct Limiter {
-    pub(crate) limit: usize,
-    demand: CachePadded<AtomicUsize>,
-    waiting: ArrayQueue<Token>,
-}
-
-impl Limiter {
-    /// A limiter of `limit` permits whose waiting queue holds up to `capacity` tokens (the
-    /// ring's capacity).
-    ///
-    /// # Panics
-    ///
-    /// If `limit` or `capacity` is 0.
-    pub fn new(limit: usize, capacity: usize) -> Self {
-        assert!(limit > 0, "a limiter needs at least one permit");
-        Self {
-            limit,
-            demand: CachePadded::new(AtomicUsize::new(0)),
-            waiting: ArrayQueue::new(capacity),
-        }
-    }
-
-    /// Enters `token` and returns the token that now holds a permit, if a permit was free
-    /// (not necessarily `token`: waiters leave in arrival order); else every entered token
-    /// waits and `None` is returned (a later [`release`](Self::release) hands one out).
-    pub fn acquire(&self, token: Token) -> Option<Token> {
-        // Push before counting: a thread that counts a permit for a waiter (here or in
-        // `release`) then finds a token in the queue, because every token counted before its
-        // own RMW on `demand` was pushed before that RMW.
-        // The waiting queue has room for every token of the ring.
-        self.waiting.push_bounded_by_caller(token);
-        // ORDERING: AcqRel: the RMWs on `demand` form one release sequence, so the pushes
-        // of every token counted before ours are visible to us (and the effects of the
-        // holder whose permit we take happen before we run).
-        if self.demand.fetch_add(1, Ordering::AcqRel) < self.limit {
-            Some(self.pop_counted())
-        } else {
-            None
-        }
-    }
-
-    /// Takes a permit without entering the waiting queue, if one is free (which means nobody
-    /// waits): for a holder that has no token to queue. It counts in `demand` like any
-    /// holder and gives the permit back with [`release`](Self::release).
-    ///
-    /// ```
-    /// use tokengate::primitives::Limiter;
-    ///
-    /// let limiter = Limiter::new(1, 4);
-    /// assert!(limiter.try_acquire());
-    /// assert!(!limiter.try_acquire() && !limiter.has_free_permit());
-    /// assert!(limiter.release().is_none());
-    /// assert!(limiter.has_free_permit());
-    /// ```
-    pub fn try_acquire(&self) -> bool {
-        // ORDERING: Relaxed: a first guess, checked by the CAS.
-        let mut demand = self.demand.load(Ordering::Relaxed);
-        while demand < self.limit {
-            // ORDERING: AcqRel, as the RMWs of `acquire`: the effects of the holder whose
-            // permit we take happen before we run. Relaxed on failure: retried.
-            match self.demand.compare_exchange_weak(
-                demand,
-                demand + 1,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(now) => demand = now,
-            }
-        }
-        false
-    }
-
-    /// Whether a permit is free (a hint: another thread may take it first).
-    pub fn has_free_permit(&self) -> bool {
-        self.demand() < self.limit
-    }
-
-    /// Gives a permit back; returns the waiting token that now holds it, if any (the caller
-    /// must then run it or hand it on).
-    pub fn release(&self) -> Option<Token> {
-        // ORDERING: AcqRel, see `acquire`.
-        if self.demand.fetch_sub(1, Ordering::AcqRel) > self.limit {
-            Some(self.pop_counted())
-        } else {
-            None
-        }
-    }
-
-    /// Pops a token that the count says is there. The queue may still look empty for a
-    /// moment if a later pusher claimed the head position and has not published it: wait.
-    fn pop_counted(&self) -> Token {
-        let mut backoff = crate::sync::Backoff::new();
-        loop {
-            if let Some(token) = self.waiting.pop() {
-                return token;
-            }
-            if !backoff.snooze() {
-                crate::sync::thread::yield_now();
-            }
-        }
-    }
-
-    /// How many tokens hold or wait for a permit.
-    pub fn demand(&self) -> usize {
-        // ORDERING: Relaxed: a report.
-        self.demand.load(Ordering::Relaxed)
-    }
-}
-
-impl fmt::Debug for Limiter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Limiter")
-            .field("limit", &self.limit)
-            .field("demand", &self.demand())
-            .finish()
-    }
-}
 
 /// What a runtime keeps per operation name.
 pub(crate) struct OpEntry {
@@ -195,7 +43,7 @@ pub(crate) struct OpEntry {
     /// killed instead of run.
     pub(crate) epoch: AtomicU32,
     /// Attempts and failures at the last `unblock_operation` (auto-block counts from there).
-    pub(crate) block_base: [crate::sync::StatCounter; 2],
+    pub(crate) block_base: [StatCounter; 2],
     /// Set by the first submission whose operation has a concurrency limit.
     pub(crate) limiter: std::sync::OnceLock<Limiter>,
     capacity: usize,
@@ -249,6 +97,13 @@ impl OpEntry {
         // ORDERING: Relaxed: a task admitted while a drain happens may be killed or run; the
         // drain promises only tasks admitted before it began.
         self.epoch.load(Ordering::Relaxed)
+    }
+
+    /// What a task admitted now records of its operation (see `TaskMeta::new`): the entry's
+    /// index and its current kill epoch.
+    #[inline]
+    pub(crate) fn tag(&self) -> (u32, u32) {
+        (self.index, self.epoch())
     }
 }
 
@@ -309,22 +164,31 @@ impl OpTable {
         if name == OVERFLOW_NAME {
             return self.overflow();
         }
+        match self.probe(name) {
+            Ok(e) => e,
+            // Once the table is full it stays full: names beyond it go to the overflow entry
+            // without taking the insert lock.
+            Err(_) if self.is_full() => self.overflow(),
+            Err(_) => self.insert(op),
+        }
+    }
+
+    /// Looks `name` up along its probe path: its entry, or the first empty slot of the path
+    /// (where it would be inserted). The table never fills its slots, so one is found.
+    #[inline]
+    fn probe(&self, name: &str) -> Result<&OpEntry, usize> {
         let mut i = hash(name) % SLOTS;
         loop {
-            // ORDERING: Acquire pairs with the Release of the CAS that published the entry.
+            // ORDERING: Acquire pairs with the Release store in `insert` that published the
+            // entry.
             let p = self.slots[i].load(Ordering::Acquire);
             if p.is_null() {
-                // ORDERING: Relaxed: once the table is full it stays full; names beyond it go
-                // to the overflow entry without taking the insert lock.
-                if self.count.load(Ordering::Relaxed) >= MAX_OPERATIONS {
-                    return self.overflow();
-                }
-                return self.insert(op);
+                return Err(i);
             }
             // SAFETY: published entries live as long as the table.
             let e = unsafe { &*p };
             if e.name == name {
-                return e;
+                return Ok(e);
             }
             i = (i + 1) % SLOTS;
         }
@@ -334,22 +198,10 @@ impl OpTable {
     /// the table is full, the overflow entry; `None` if that entry does not exist yet.
     pub(crate) fn lookup(&self, name: &str) -> Option<&OpEntry> {
         if name != OVERFLOW_NAME {
-            let mut i = hash(name) % SLOTS;
-            loop {
-                // ORDERING: Acquire, as in `entry`.
-                let p = self.slots[i].load(Ordering::Acquire);
-                if p.is_null() {
-                    break;
-                }
-                // SAFETY: published entries live as long as the table.
-                let e = unsafe { &*p };
-                if e.name == name {
-                    return Some(e);
-                }
-                i = (i + 1) % SLOTS;
-            }
-            if !self.is_full() {
-                return None;
+            match self.probe(name) {
+                Ok(e) => return Some(e),
+                Err(_) if !self.is_full() => return None,
+                Err(_) => {}
             }
         }
         self.by_index(MAX_OPERATIONS as u32)
@@ -357,7 +209,9 @@ impl OpTable {
 
     /// Whether every entry of the table is taken (new names go to the overflow entry).
     fn is_full(&self) -> bool {
-        // ORDERING: Relaxed: the count only grows; a stale read finds an entry by name below.
+        // ORDERING: Relaxed: the count only grows. A stale "not full" sends `entry` to the
+        // insert lock (where `insert` reads the count again) and makes `lookup` answer as if it
+        // came a moment earlier.
         self.count.load(Ordering::Relaxed) >= MAX_OPERATIONS
     }
 
@@ -385,6 +239,15 @@ impl OpTable {
         (!p.is_null()).then(|| unsafe { &*p })
     }
 
+    /// The entry of an admitted task's operation.
+    #[inline]
+    pub(crate) fn of_task(&self, meta: &TaskMeta) -> &OpEntry {
+        match self.by_index(meta.op) {
+            Some(entry) => entry,
+            None => unreachable!("an admitted task's operation is in the table"),
+        }
+    }
+
     /// Every entry, in creation order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &OpEntry> {
         (0..=MAX_OPERATIONS as u32).map_while(|i| self.by_index(i))
@@ -395,21 +258,11 @@ impl OpTable {
     #[cold]
     fn insert(&self, op: &Operation) -> &OpEntry {
         let _guard = self.insert_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let name = op.name();
-        let mut i = hash(name) % SLOTS;
-        loop {
-            // ORDERING: Acquire, as in `entry`; inserts are serialised by the lock.
-            let p = self.slots[i].load(Ordering::Acquire);
-            if p.is_null() {
-                break;
-            }
-            // SAFETY: published entries live as long as the table.
-            let e = unsafe { &*p };
-            if e.name == name {
-                return e;
-            }
-            i = (i + 1) % SLOTS;
-        }
+        // Inserts are serialised by the lock: the empty slot found stays empty until we fill it.
+        let i = match self.probe(op.name()) {
+            Ok(e) => return e,
+            Err(i) => i,
+        };
         // ORDERING: Relaxed: written under the lock only.
         let index = self.count.load(Ordering::Relaxed);
         if index >= MAX_OPERATIONS {
@@ -481,33 +334,6 @@ impl fmt::Debug for OpTable {
     }
 }
 
-/// Blocks `entry` if it failed more than 90 % of at least 10 attempts since it was last
-/// unblocked (the Python original's auto-block rule).
-pub(crate) fn check_auto_block(entry: &OpEntry) {
-    let c = &entry.counters;
-    let failures = c.sum(|s| &s.failed) + c.sum(|s| &s.retried);
-    let attempts = failures + c.sum(|s| &s.completed);
-    let attempts = attempts.saturating_sub(crate::counters::read(&entry.block_base[0]));
-    let failures = failures.saturating_sub(crate::counters::read(&entry.block_base[1]));
-    if attempts >= 10 && failures * 10 > attempts * 9 {
-        // ORDERING: Relaxed: a policy flag (see `is_blocked`).
-        entry.blocked.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Lifts a block; auto-block counts attempts from here on.
-pub(crate) fn unblock(entry: &OpEntry) {
-    let c = &entry.counters;
-    let failures = c.sum(|s| &s.failed) + c.sum(|s| &s.retried);
-    let attempts = failures + c.sum(|s| &s.completed);
-    // ORDERING: Relaxed: statistics.
-    entry.block_base[0].store(attempts, Ordering::Relaxed);
-    // ORDERING: Relaxed: statistics.
-    entry.block_base[1].store(failures, Ordering::Relaxed);
-    // ORDERING: Relaxed: a policy flag (see `is_blocked`).
-    entry.blocked.store(false, Ordering::Relaxed);
-}
-
 /// `name` as a `&'static str`: operation names are `&'static str` everywhere (stats and
 /// history records hand them out), so a name first met at run time (`pause_operation` of an
 /// operation not yet submitted) is copied once per process into this table and kept. Only
@@ -526,26 +352,9 @@ fn intern(name: &str) -> &'static str {
     owned
 }
 
-/// Tasks of `entry` admitted and not yet resolved.
-pub(crate) fn in_flight(entry: &OpEntry) -> u64 {
-    let c = &entry.counters;
-    let resolved = c.sum(|s| &s.completed)
-        + c.sum(|s| &s.failed)
-        + c.sum(|s| &s.killed)
-        + c.sum(|s| &s.timed_out);
-    c.sum(|s| &s.submitted).saturating_sub(resolved)
-}
-
-/// Tasks of `entry` held back by a pause.
-pub(crate) fn held(entry: &OpEntry) -> u64 {
-    // ORDERING: Relaxed: a report, maintained under the admin lock.
-    entry.held.load(Ordering::Relaxed) as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ring::TokenRing;
 
     #[test]
     fn names_map_to_one_entry_each_from_many_threads() {
@@ -600,30 +409,5 @@ mod tests {
             }
         }
         assert_eq!(table.iter().count(), MAX_OPERATIONS + 1);
-    }
-
-    #[test]
-    fn limiter_hands_permits_to_waiters_in_order() {
-        let ring = TokenRing::new(4);
-        let limiter = Limiter::new(2, 4);
-        let take = || ring.try_take().unwrap();
-        let a = limiter.acquire(take()).unwrap();
-        let b = limiter.acquire(take()).unwrap();
-        assert!(limiter.acquire(take()).is_none());
-        assert!(limiter.acquire(take()).is_none());
-        assert_eq!(limiter.demand(), 4);
-        let c = limiter.release().unwrap();
-        let d = limiter.release().unwrap();
-        assert_eq!(
-            (c.index(), d.index()),
-            (2, 3),
-            "waiters leave in arrival order"
-        );
-        assert!(limiter.release().is_none());
-        assert!(limiter.release().is_none());
-        assert_eq!(limiter.demand(), 0);
-        for t in [a, b, c, d] {
-            ring.give_back(t);
-        }
     }
 }

@@ -10,70 +10,9 @@
 
 use std::fmt;
 use std::sync::atomic::fence;
-use std::time::Duration;
 
+use crate::primitives::TokenState;
 use crate::sync::{bump_exclusive, Ordering, StatCounter};
-use crate::task::TaskId;
-use crate::token::TokenState;
-
-/// One finished task, as [`Runtime::recent`](crate::Runtime::recent) reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct ExecutionRecord {
-    /// The task.
-    #[cfg_attr(
-        feature = "serde",
-        serde(serialize_with = "crate::history::ser::display")
-    )]
-    pub id: TaskId,
-    /// Its operation's name.
-    pub operation: &'static str,
-    /// The worker that ran (or killed) it.
-    pub worker: usize,
-    /// How it ended: `Completed`, `Failed`, `Killed`, `TimedOut`.
-    #[cfg_attr(
-        feature = "serde",
-        serde(serialize_with = "crate::history::ser::display")
-    )]
-    pub outcome: TokenState,
-    /// From submission to the start of its run (or to being dropped unrun).
-    #[cfg_attr(
-        feature = "serde",
-        serde(
-            rename = "queue_wait_ns",
-            serialize_with = "crate::history::ser::nanos"
-        )
-    )]
-    pub queue_wait: Duration,
-    /// How long it ran (zero if it did not run).
-    #[cfg_attr(
-        feature = "serde",
-        serde(rename = "run_time_ns", serialize_with = "crate::history::ser::nanos")
-    )]
-    pub run_time: Duration,
-    /// When it finished, since the runtime was built.
-    #[cfg_attr(
-        feature = "serde",
-        serde(rename = "finished_ns", serialize_with = "crate::history::ser::nanos")
-    )]
-    pub finished: Duration,
-}
-
-#[cfg(feature = "serde")]
-pub(crate) mod ser {
-    use std::time::Duration;
-
-    pub(crate) fn display<S: serde::Serializer, T: std::fmt::Display>(
-        v: &T,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.collect_str(v)
-    }
-
-    pub(crate) fn nanos<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-    }
-}
 
 /// What a worker records about a task (the operation as its table index).
 #[derive(Clone, Copy, Debug)]

@@ -1,8 +1,9 @@
 //! [`Runtime::broadcast`]: one run of a closure on every worker.
 
+use super::scope::wait_for_group;
+use super::{Runtime, TaskHandle};
 use crate::error::TaskError;
 use crate::operation::{Operation, Weight};
-use crate::runtime::Runtime;
 use crate::task::TaskGroup;
 
 /// What a broadcast closure learns about where it runs.
@@ -24,8 +25,8 @@ impl BroadcastContext {
     }
 }
 
-/// The operation broadcast runs are counted under.
-pub const BROADCAST: Operation = Operation::new("broadcast").weight(Weight::Light);
+/// The operation broadcast runs are counted under (in the statistics, as `"broadcast"`).
+const BROADCAST: Operation = Operation::new("broadcast").weight(Weight::Light);
 
 impl Runtime {
     /// Runs `f` once on every worker (per-core set-up, warming caches, reading per-core
@@ -56,8 +57,8 @@ impl Runtime {
         F: Fn(BroadcastContext) -> R + Sync,
         R: Send,
     {
-        let shared = self.shared();
-        let workers = shared.workers.len();
+        let engine = self.engine();
+        let workers = engine.workers.len();
         let f = &f;
         let group = TaskGroup::new();
         let handles: Vec<_> = (0..workers)
@@ -66,14 +67,13 @@ impl Runtime {
                 let run = move || f(ctx);
                 // SAFETY: the task belongs to `group`, which is empty before this function
                 // returns (so before `f`, borrowed, goes out of scope).
-                unsafe { shared.submit_unchecked(&BROADCAST, run, Some(index), Some(&group)) }
+                let outcome =
+                    unsafe { engine.submit_unchecked(&BROADCAST, run, Some(index), Some(&group)) };
+                TaskHandle::new(outcome)
             })
             .collect();
-        let results = handles
-            .into_iter()
-            .map(|h| h.join())
-            .collect();
-        crate::scope::wait_for_group(shared, &group);
+        let results = handles.into_iter().map(|h| h.join()).collect();
+        wait_for_group(engine, &group);
         results
     }
 }

@@ -5,15 +5,13 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
+use super::{Runtime, TaskHandle};
+use crate::engine::{current, Engine};
 use crate::error::TaskError;
-use crate::handle::TaskHandle;
 use crate::operation::Operation;
-use crate::runtime::Runtime;
-use crate::shared::Shared;
+use crate::primitives::TokenState;
 use crate::sync::{thread, Arc};
 use crate::task::TaskGroup;
-use crate::token::TokenState;
-use crate::worker;
 
 /// A scope for tasks that borrow; see [`Runtime::scope`].
 ///
@@ -82,21 +80,23 @@ impl<T> fmt::Debug for ScopedHandle<'_, T> {
 
 impl<'scope, 'env> Scope<'scope, 'env> {
     /// Submits a task that may borrow anything that outlives the scope; blocks while the
-    /// runtime is at capacity, like [`Runtime::submit`].
+    /// runtime is at capacity, like [`Runtime::submit`]. Like it, it runs `func` once (a
+    /// debug build panics when `op` has [`retries`](Operation::retries)).
     pub fn submit<F, T>(&'scope self, op: &Operation, func: F) -> ScopedHandle<'scope, T>
     where
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
+        super::debug_assert_runs_once(op, "Scope::submit");
         // SAFETY: the task belongs to `self.group`, and `scope` does not return (so `'scope`
         // and `'env` do not end) before the group is empty.
-        let inner = unsafe {
+        let outcome = unsafe {
             self.runtime
-                .shared()
+                .engine()
                 .submit_unchecked(op, func, None, Some(&self.group))
         };
         ScopedHandle {
-            inner,
+            inner: TaskHandle::new(outcome),
             _scope: PhantomData,
         }
     }
@@ -111,17 +111,17 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     }
 
     fn wait_all(&self) {
-        wait_for_group(self.runtime.shared(), &self.group);
+        wait_for_group(self.runtime.engine(), &self.group);
     }
 }
 
 /// Waits until every task of `group` has been dropped. A worker (of this runtime or another)
 /// keeps serving its runtime meanwhile; another thread parks (the last task's drop unparks
 /// the group's owner, which is the caller).
-pub(crate) fn wait_for_group(shared: &Shared, group: &TaskGroup) {
+pub(super) fn wait_for_group(engine: &Engine, group: &TaskGroup) {
     let done = || group.is_empty();
-    let helped = worker::with_current(shared.id(), |w| w.help_until(done, true))
-        .or_else(|| worker::with_any_current(|w| w.help_until(done, true)));
+    let helped = current::with_current(engine.id(), |w| w.help_until(done, true))
+        .or_else(|| current::with_any_current(|w| w.help_until(done, true)));
     if helped.is_none() {
         while !done() {
             thread::park();
@@ -137,7 +137,8 @@ impl fmt::Debug for Scope<'_, '_> {
     }
 }
 
-pub(crate) fn scope<'env, F, R>(runtime: &Runtime, f: F) -> R
+/// [`Runtime::scope`]: runs `f` with a new scope, then waits for the scope's tasks.
+pub(super) fn run<'env, F, R>(runtime: &Runtime, f: F) -> R
 where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
 {

@@ -1,5 +1,5 @@
 //! A worker's activity word and its park/wake protocol. The full design is in
-//! `src/sleep.md`.
+//! `src/primitives/sleep.md`.
 //!
 //! | state | written by | meaning |
 //! | --- | --- | --- |

@@ -19,9 +19,9 @@
 
 use std::fmt;
 
+use super::queue::ArrayQueue;
+use super::ring::Token;
 use crate::operation::Weight;
-use crate::queue::ArrayQueue;
-use crate::ring::Token;
 
 /// How many picks in a row may pass over a non-empty lane before it goes first.
 pub const STARVATION_LIMIT: u8 = 8;
@@ -154,7 +154,7 @@ impl LanePicker {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::ring::TokenRing;
+    use crate::primitives::TokenRing;
 
     #[test]
     fn smoke() {

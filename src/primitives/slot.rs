@@ -1,5 +1,5 @@
 //! The task slot: one allocation per task holding its closure going in and its outcome coming
-//! out, driven by the state word of [`crate::token`].
+//! out, driven by the state word of `state.rs`.
 //!
 //! Exactly one thread runs or cancels the task (whoever wins the lifecycle CAS out of
 //! `Admitted`); exactly one thread takes the outcome (whoever sets `TAKEN`); at most one joiner
@@ -51,9 +51,9 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::{Context, Poll, Waker};
 
+use super::state::{TokenState, LIFECYCLE, READY, REGISTERING, TAKEN, WAITER_SET};
 use crate::error::{PanicPayload, TaskError};
 use crate::sync::{thread, AtomicU32, Backoff, Ordering, UnsafeCell};
-use crate::token::{TokenState, LIFECYCLE, READY, REGISTERING, TAKEN, WAITER_SET};
 
 /// What [`TaskSlot::register_waiter`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,9 +91,25 @@ impl Waiter {
         }
     }
 
-    /// Whether it is the calling thread, which is running and so needs no wake-up.
-    fn is_current_thread(&self) -> bool {
-        matches!(self, Waiter::Thread(t) if t.id() == thread::current().id())
+    /// Whether it is the thread `id`.
+    fn is_thread(&self, id: thread::ThreadId) -> bool {
+        matches!(self, Waiter::Thread(t) if t.id() == id)
+    }
+}
+
+/// Who asks to be woken: the calling thread, or the waker of a poll.
+enum Candidate<'a> {
+    Thread(thread::Thread),
+    Waker(&'a Waker),
+}
+
+impl Candidate<'_> {
+    /// The waiter the cell keeps for it (a waker is cloned).
+    fn into_waiter(self) -> Waiter {
+        match self {
+            Candidate::Thread(t) => Waiter::Thread(t),
+            Candidate::Waker(w) => Waiter::Waker(w.clone()),
+        }
     }
 }
 
@@ -317,35 +333,7 @@ where
     /// [`Registration::Contended`] and leaves that registration alone (the caller polls). A
     /// registered waker is replaced and woken (see the module docs).
     pub fn register_waiter(&self) -> Registration {
-        let me = thread::current();
-        if !self.lock_waiter() {
-            return self.not_locked();
-        }
-        // SAFETY: we hold REGISTERING with WAITER_SET clear: the finisher does not read the
-        // cell and no other joiner may touch it.
-        let (outcome, replaced) = self.waiter.with_mut(|w| unsafe {
-            match &*w {
-                Some(Waiter::Thread(other)) if other.id() != me.id() => {
-                    (Registration::Contended, None)
-                }
-                _ => (Registration::Registered, (*w).replace(Waiter::Thread(me))),
-            }
-        });
-        let unlocked = self.unlock_waiter(true);
-        // With no flag held: wake a replaced waker (our own old registration is dropped).
-        if let Some(waker @ Waiter::Waker(_)) = replaced {
-            waker.wake();
-        }
-        match unlocked {
-            Unlocked::Pending => outcome,
-            Unlocked::Ready(waiter) => {
-                // The cell holds us (running) or another thread, which the finisher skipped.
-                if let Some(other) = waiter.filter(|w| !w.is_current_thread()) {
-                    other.wake();
-                }
-                Registration::Ready
-            }
-        }
+        self.register(Candidate::Thread(thread::current()))
     }
 
     /// Withdraws the calling thread's registration, if it is the registered one (a waiter
@@ -354,22 +342,8 @@ where
     /// Gives up when another joiner holds `REGISTERING`: the registration then stays, and
     /// costs its thread at most a spurious unpark.
     pub fn unregister_waiter(&self) {
-        let me = thread::current();
-        if !self.lock_waiter() {
-            return;
-        }
-        // SAFETY: as in `register_waiter`.
-        let (removed, still_registered) = self.waiter.with_mut(|w| unsafe {
-            match &*w {
-                Some(Waiter::Thread(t)) if t.id() == me.id() => ((*w).take(), false),
-                other => (None, other.is_some()),
-            }
-        });
-        let unlocked = self.unlock_waiter(still_registered);
-        drop(removed);
-        if let Unlocked::Ready(Some(other)) = unlocked {
-            other.wake();
-        }
+        let me = thread::current().id();
+        self.withdraw(|w| matches!(w, Waiter::Thread(t) if t.id() == me));
     }
 
     /// Polls the slot as a future: takes the outcome if it is ready, else registers the
@@ -396,7 +370,7 @@ where
     /// [`Registration::Contended`] and poll), but no waiter is woken for this slot again.
     pub fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>> {
         if !self.is_ready() {
-            match self.register_waker(cx.waker()) {
+            match self.register(Candidate::Waker(cx.waker())) {
                 Registration::Registered => return Poll::Pending,
                 Registration::Contended => {
                     cx.waker().wake_by_ref();
@@ -411,36 +385,57 @@ where
         }
     }
 
-    /// Registers `waker` (see [`poll_output`](Self::poll_output) and the module docs).
-    fn register_waker(&self, waker: &Waker) -> Registration {
-        if !self.lock_waiter() {
-            return self.not_locked();
-        }
-        // SAFETY: we hold REGISTERING with WAITER_SET clear: the finisher does not read the
-        // cell and no other joiner may touch it.
-        let (outcome, replaced) = self.waiter.with_mut(|w| unsafe {
-            match &*w {
-                Some(Waiter::Waker(old)) if old.will_wake(waker) => {
-                    (Registration::Registered, None)
-                }
-                Some(t @ Waiter::Thread(_)) if !t.is_current_thread() => {
-                    (Registration::Contended, None)
-                }
-                _ => (
+    /// Withdraws a registered waker, if any (a future dropped before its outcome arrived),
+    /// so that the waker is dropped now rather than when the task finishes. A registered
+    /// thread is left alone; when the outcome is ready or another joiner holds
+    /// `REGISTERING` this does nothing (the waker is then dropped by the finisher, or with
+    /// the slot).
+    pub fn unregister_waker(&self) {
+        self.withdraw(|w| matches!(w, Waiter::Waker(_)));
+    }
+
+    /// Registers `candidate` as the table of the module docs says: it replaces what the cell
+    /// holds, except another thread (`Contended`) and a waker that wakes the same task as the
+    /// candidate waker (kept). A waker replaced by a thread is woken (its future may be
+    /// polled elsewhere meanwhile and must not lose its wake-up); anything else replaced (a
+    /// waker replaced by a newer one, the caller's own thread) is dropped.
+    fn register(&self, candidate: Candidate<'_>) -> Registration {
+        let (me, by_thread) = match &candidate {
+            Candidate::Thread(t) => (t.id(), true),
+            Candidate::Waker(_) => (thread::current().id(), false),
+        };
+        let edited = self.edit_waiter(|cell| {
+            let kept = match &*cell {
+                Some(Waiter::Thread(t)) if t.id() != me => Some(Registration::Contended),
+                Some(Waiter::Waker(old)) => match &candidate {
+                    Candidate::Waker(new) if old.will_wake(new) => Some(Registration::Registered),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match kept {
+                Some(registration) => (registration, None),
+                None => (
                     Registration::Registered,
-                    (*w).replace(Waiter::Waker(waker.clone())),
+                    cell.replace(candidate.into_waiter()),
                 ),
             }
         });
-        let unlocked = self.unlock_waiter(true);
-        // The old waker's drop runs its executor's code: not while we hold the flag.
-        drop(replaced);
+        let Some(((registration, replaced), unlocked)) = edited else {
+            return self.not_locked();
+        };
+        // With no flag held: the waker's code runs outside the protocol.
+        match replaced {
+            Some(waker @ Waiter::Waker(_)) if by_thread => waker.wake(),
+            replaced => drop(replaced),
+        }
         match unlocked {
-            Unlocked::Pending => outcome,
+            Unlocked::Pending => registration,
             Unlocked::Ready(waiter) => {
-                // A waker in the cell is ours, and we are about to take the outcome: drop it
-                // unwoken. A thread is another joiner, which the finisher skipped.
-                if let Some(other @ Waiter::Thread(_)) = waiter {
+                // The cell holds the candidate (a thread that is running, or the waker of a
+                // poll about to take the outcome: dropped unwoken) or, contended, another
+                // thread, which the finisher skipped.
+                if let Some(other @ Waiter::Thread(_)) = waiter.filter(|w| !w.is_thread(me)) {
                     other.wake();
                 }
                 Registration::Ready
@@ -448,27 +443,44 @@ where
         }
     }
 
-    /// Withdraws a registered waker, if any (a future dropped before its outcome arrived),
-    /// so that the waker is dropped now rather than when the task finishes. A registered
-    /// thread is left alone; when the outcome is ready or another joiner holds
-    /// `REGISTERING` this does nothing (the waker is then dropped by the finisher, or with
-    /// the slot).
-    pub fn unregister_waker(&self) {
-        if !self.lock_waiter() {
-            return;
-        }
-        // SAFETY: as in `register_waiter`.
-        let (removed, still_registered) = self.waiter.with_mut(|w| unsafe {
-            match &*w {
-                Some(Waiter::Waker(_)) => ((*w).take(), false),
-                other => (None, other.is_some()),
+    /// Takes the waiter that `mine` recognises out of the cell, if it is there, and drops it.
+    /// Does nothing when the outcome is ready or another joiner holds `REGISTERING`.
+    fn withdraw(&self, mine: impl FnOnce(&Waiter) -> bool) {
+        let edited = self.edit_waiter(|cell| {
+            if cell.as_ref().is_some_and(mine) {
+                cell.take()
+            } else {
+                None
             }
         });
-        let unlocked = self.unlock_waiter(still_registered);
+        let Some((removed, unlocked)) = edited else {
+            return;
+        };
         drop(removed);
         if let Unlocked::Ready(Some(other)) = unlocked {
             other.wake();
         }
+    }
+
+    /// The one way into the waiter cell for joiners and pollers: takes `REGISTERING` (see
+    /// [`lock_waiter`](Self::lock_waiter)), runs `edit` on the cell, and releases the flag,
+    /// setting `WAITER_SET` if the cell then holds a waiter (see
+    /// [`unlock_waiter`](Self::unlock_waiter)). `None`, without running `edit`, if the flag
+    /// could not be taken. `edit` runs with the flag held, so it must not wake or drop a
+    /// waiter (that is executor code): it returns what it takes out, for the caller to wake
+    /// or drop after the release.
+    fn edit_waiter<R>(&self, edit: impl FnOnce(&mut Option<Waiter>) -> R) -> Option<(R, Unlocked)> {
+        if !self.lock_waiter() {
+            return None;
+        }
+        let (result, occupied) = self.waiter.with_mut(|w| {
+            // SAFETY: we hold REGISTERING with WAITER_SET clear: the finisher does not read
+            // the cell and no other joiner may touch it.
+            let cell = unsafe { &mut *w };
+            let result = edit(cell);
+            (result, cell.is_some())
+        });
+        Some((result, self.unlock_waiter(occupied)))
     }
 
     /// Takes REGISTERING, clearing WAITER_SET so that the finisher leaves the waiter cell

@@ -1,8 +1,8 @@
 //! The worker: a thread (pinned to a core when asked) that runs tasks from its mailbox, steals
 //! from its neighbours when it has none, and parks when there is nothing to do.
 //!
-//! Idle strategy: spin a little, then yield, then park (see `src/sleep.md` for the protocol
-//! that makes parking safe against a concurrent submission).
+//! Idle strategy: spin a little, then yield, then park (see `src/primitives/sleep.md` for the
+//! protocol that makes parking safe against a concurrent submission).
 //!
 //! ## Where user code runs, and how each place is contained
 //!
@@ -29,96 +29,49 @@
 
 use std::cell::Cell;
 use std::fmt;
-
 use std::time::Instant;
 
-use crate::counters::Stripe;
+use super::op_table::OpEntry;
+use super::{current, reputation, Engine};
+use crate::contain::drop_contained;
 use crate::error::TaskError;
-use crate::history::RawRecord;
-use crate::mailbox::LanePicker;
+use crate::metrics::counters::Stripe;
+use crate::metrics::history::RawRecord;
 use crate::operation::Weight;
-use crate::ring::Token;
-use crate::shared::Shared;
-use crate::slot::Registration;
-use crate::sync::{bump_exclusive, thread, thread_local, Arc, Backoff, Ordering};
+use crate::primitives::{LanePicker, Registration, Token, TokenState};
+use crate::sync::{bump_exclusive, thread, Arc, Backoff, Ordering};
 use crate::task::{Job, JobRef, TaskMeta};
-use crate::token::TokenState;
 
 /// A worker's own state, living on its thread's stack for the thread's whole life.
 pub(crate) struct Worker {
-    shared: Arc<Shared>,
+    engine: Arc<Engine>,
     index: usize,
     picker: Cell<LanePicker>,
-    /// Sticky tasks running on this thread (nested by joins): while one runs, the pinned
+    /// Sticky tasks running on this thread (nested by joins): while one runs, the sticky
     /// queue is not looked at, so two tasks of one key never overlap.
     sticky_depth: Cell<u32>,
-    /// Alternates the pinned queue before and after the mailbox, so neither starves.
-    pinned_first: Cell<bool>,
+    /// Alternates the sticky queue before and after the mailbox, so neither starves.
+    sticky_first: Cell<bool>,
     /// The task running on this thread (innermost, for retries), valid while it runs.
     running: Cell<Option<*const TaskMeta>>,
 }
 
-type Current = Cell<Option<(usize, *const Worker)>>;
-
-#[cfg(not(loom))]
-thread_local! {
-    /// The worker running on this thread, if any: (runtime id, worker).
-    static CURRENT: Current = const { Cell::new(None) };
-}
-
-// loom's `thread_local!` does not accept the `const { .. }` form.
-#[cfg(loom)]
-thread_local! {
-    static CURRENT: Current = Cell::new(None);
-}
-
-/// The index of the calling thread's worker, in whichever runtime.
-pub(crate) fn current_worker() -> Option<usize> {
-    // SAFETY: `CURRENT` only holds a pointer while the `Worker` it points to is alive on this
-    // very thread (set and cleared in `Worker::run`).
-    CURRENT.with(|c| c.get().map(|(_, w)| unsafe { (*w).index }))
-}
-
-/// The index of the calling thread's worker, if it is a worker of runtime `runtime`.
-#[inline]
-pub(crate) fn current_index(runtime: usize) -> Option<usize> {
-    with_current(runtime, |w| w.index)
-}
-
-#[inline]
-pub(crate) fn is_worker_of(runtime: usize) -> bool {
-    current_index(runtime).is_some()
-}
-
-/// Calls `f` with the calling thread's worker, of whichever runtime.
-#[inline]
-pub(crate) fn with_any_current<R>(f: impl FnOnce(&Worker) -> R) -> Option<R> {
-    let current = CURRENT.with(|c| c.get());
-    // SAFETY: see `current_worker`.
-    current.map(|(_, w)| f(unsafe { &*w }))
-}
-
-/// Calls `f` with the calling thread's worker if it is a worker of runtime `runtime`.
-#[inline]
-pub(crate) fn with_current<R>(runtime: usize, f: impl FnOnce(&Worker) -> R) -> Option<R> {
-    let current = CURRENT.with(|c| c.get());
-    match current {
-        // SAFETY: see `current_worker`.
-        Some((rt, w)) if rt == runtime => Some(f(unsafe { &*w })),
-        _ => None,
-    }
-}
-
 impl Worker {
-    pub(crate) fn new(shared: Arc<Shared>, index: usize) -> Self {
+    pub(crate) fn new(engine: Arc<Engine>, index: usize) -> Self {
         Self {
-            shared,
+            engine,
             index,
             picker: Cell::new(LanePicker::default()),
             sticky_depth: Cell::new(0),
-            pinned_first: Cell::new(false),
+            sticky_first: Cell::new(false),
             running: Cell::new(None),
         }
+    }
+
+    /// The worker's index in its runtime.
+    #[inline]
+    pub(crate) fn index(&self) -> usize {
+        self.index
     }
 
     fn stripe(&self) -> Stripe {
@@ -128,20 +81,20 @@ impl Worker {
         }
     }
 
-    /// Pops this worker's pinned queue, unless a sticky task is running on this thread.
+    /// Pops this worker's sticky queue, unless a sticky task is running on this thread.
     #[inline]
-    fn pop_pinned(&self) -> Option<Token> {
+    fn pop_sticky(&self) -> Option<Token> {
         if self.sticky_depth.get() != 0 {
             return None;
         }
-        self.shared.workers[self.index].pinned.pop()
+        self.engine.workers[self.index].sticky.pop()
     }
 
     /// The thread's main loop; returns when the runtime stops.
     pub(crate) fn run(self) {
         let me = &self;
-        CURRENT.with(|c| c.set(Some((me.shared.id(), me as *const Worker))));
-        me.shared.workers[me.index]
+        current::enter(me.engine.id(), me);
+        me.engine.workers[me.index]
             .sleeper
             .register_current_thread();
         loop {
@@ -149,12 +102,12 @@ impl Worker {
                 me.run_work(work);
                 continue;
             }
-            if me.shared.should_stop() {
+            if me.engine.should_stop() {
                 break;
             }
-            me.idle(|| me.shared.should_stop());
+            me.idle(|| me.engine.should_stop());
         }
-        CURRENT.with(|c| c.set(None));
+        current::leave();
     }
 
     /// The next work to run: the own sticky queue and mailbox (alternating, so neither
@@ -163,12 +116,12 @@ impl Worker {
     /// order, only lanes this worker may run.
     #[inline]
     fn find_work(&self) -> Option<Work> {
-        let shared = &*self.shared;
-        let me = &shared.workers[self.index];
-        let pinned_first = !self.pinned_first.get();
-        self.pinned_first.set(pinned_first);
-        if pinned_first {
-            if let Some(token) = self.pop_pinned() {
+        let engine = &*self.engine;
+        let me = &engine.workers[self.index];
+        let sticky_first = !self.sticky_first.get();
+        self.sticky_first.set(sticky_first);
+        if sticky_first {
+            if let Some(token) = self.pop_sticky() {
                 return Some(Work::Token(token));
             }
         }
@@ -178,8 +131,8 @@ impl Worker {
         if let Some((_, token)) = own {
             return Some(Work::Token(token));
         }
-        if !pinned_first {
-            if let Some(token) = self.pop_pinned() {
+        if !sticky_first {
+            if let Some(token) = self.pop_sticky() {
                 return Some(Work::Token(token));
             }
         }
@@ -189,11 +142,11 @@ impl Worker {
         if let Some(job) = me.handoffs.pop(self.sticky_depth.get() == 0) {
             return Some(Work::Handoff(job));
         }
-        let n = shared.workers.len();
+        let n = engine.workers.len();
         for k in 1..n {
-            let victim = &shared.workers[(self.index + k) % n].mailbox;
+            let victim = &engine.workers[(self.index + k) % n].mailbox;
             for weight in Weight::ALL {
-                if shared.routes.may_run(self.index, weight) {
+                if engine.routes.may_run(self.index, weight) {
                     if let Some(token) = victim.steal(weight) {
                         bump_exclusive(&me.counters.tasks_stolen, 1);
                         return Some(Work::Token(token));
@@ -210,50 +163,51 @@ impl Worker {
         match work {
             Work::Token(token) => self.execute(token),
             Work::Handoff(job) => {
-                self.shared.workers[self.index].sleeper.set_busy(true);
+                self.engine.workers[self.index].sleeper.set_busy(true);
                 self.run_tokenless(&*job);
-                crate::contain::drop_contained(job);
+                drop_contained(job);
             }
         }
     }
 
-    /// Whether any work this worker may run is waiting (own mailbox or stealable).
+    /// Whether any work this worker may run is waiting: in its own queues (mailbox, broadcast
+    /// runs, the sticky queue unless a sticky task runs here, hand-offs) or stealable from a
+    /// neighbour's mailbox. What [`find_work`](Self::find_work) would find, without taking it.
     fn has_work(&self) -> bool {
-        let shared = &*self.shared;
-        let me = &shared.workers[self.index];
+        let engine = &*self.engine;
+        let me = &engine.workers[self.index];
         if !me.mailbox.is_empty()
             || !me.broadcasts.is_empty()
-            || (self.sticky_depth.get() == 0 && !me.pinned.is_empty())
+            || (self.sticky_depth.get() == 0 && !me.sticky.is_empty())
             || me.handoffs.has_runnable(self.sticky_depth.get() == 0)
         {
             return true;
         }
-        let n = shared.workers.len();
+        let n = engine.workers.len();
         (1..n).any(|k| {
-            let victim = &shared.workers[(self.index + k) % n].mailbox;
+            let victim = &engine.workers[(self.index + k) % n].mailbox;
             Weight::ALL
                 .iter()
-                .any(|&w| shared.routes.may_run(self.index, w) && victim.len(w) != 0)
+                .any(|&w| engine.routes.may_run(self.index, w) && victim.len(w) != 0)
         })
     }
 
     /// Runs the task of `token` (or kills it: `shutdown_now`, `kill`, drain, deadline,
     /// blocked operation; or parks it until its operation's concurrency limit lets it run),
-    /// then gives the token back.
+    /// then gives the token back. The task's operation entry is looked up once, here.
     #[inline]
     fn execute(&self, token: Token) {
-        let shared = &*self.shared;
-        shared.workers[self.index].sleeper.set_busy(true);
-        let job = shared.take_job(&token);
+        let engine = &*self.engine;
+        engine.workers[self.index].sleeper.set_busy(true);
+        let held = engine.tokens.held(&token);
+        let job = held.take_job();
         let meta = job.meta();
-        let Some(entry) = shared.ops.by_index(meta.op) else {
-            unreachable!("an admitted task's operation is in the table")
-        };
-        let permit = meta.limited && shared.take_permit(&token);
+        let entry = engine.ops.of_task(meta);
+        let permit = meta.limited && held.take_permit();
         let mut token = Some(token);
-        if let Some((error, lifecycle)) = self.verdict(meta) {
+        if let Some((error, lifecycle)) = self.verdict(meta, entry) {
             job.abandon(error, lifecycle);
-            shared.count_unrun(&*job, self.stripe());
+            engine.count_unrun(entry, &*job, self.stripe());
             self.record_unrun(&*job);
         } else {
             if let (true, Some(limiter), false) = (meta.limited, entry.limiter.get(), permit) {
@@ -261,36 +215,36 @@ impl Worker {
                     unreachable!("the token is still held")
                 };
                 // The job goes back into the token's slot while the token waits for a permit.
-                shared.put_job(&token, job);
+                engine.tokens.held(&token).put_job(job);
                 // The permit goes to the oldest waiter, perhaps not this token. This one runs
                 // here (its verdict checked again: it may have been killed meanwhile); another
                 // goes back to routing (it may be sticky, a broadcast, or of a weight this
                 // worker may not run).
                 let mine = token.index();
                 if let Some(first) = limiter.acquire(token) {
-                    shared.give_permit(&first);
+                    engine.tokens.held(&first).give_permit();
                     if first.index() == mine {
                         self.execute(first);
                     } else {
-                        shared.dispatch(first);
+                        engine.dispatch(first);
                     }
                 }
                 return; // else it waits: whoever releases a permit dispatches it
             }
             // The token goes home before the outcome is published, so that a joiner woken by
             // it finds the token free (`try_submit` right after a `join` is not `Full`).
-            let ran = self.run_recorded(&*job, &mut || {
+            let ran = self.run_recorded(&*job, entry, &mut || {
                 if let Some(token) = token.take() {
                     self.finish(token, entry, permit);
                 }
             });
             if !ran {
-                shared.count_unrun(&*job, self.stripe());
+                engine.count_unrun(entry, &*job, self.stripe());
             }
         }
         // Perhaps the last reference: an output or panic payload nobody joined is dropped
         // here, and its `Drop` is user code.
-        crate::contain::drop_contained(job);
+        drop_contained(job);
         if let Some(token) = token {
             self.finish(token, entry, permit);
         }
@@ -299,24 +253,27 @@ impl Worker {
     /// Releases the task's permit (handing it to a waiting task), empties the token's slot
     /// and gives the token back.
     #[inline]
-    fn finish(&self, token: Token, entry: &crate::ops::OpEntry, permit: bool) {
-        let shared = &*self.shared;
+    fn finish(&self, token: Token, entry: &OpEntry, permit: bool) {
+        let engine = &*self.engine;
         if permit {
             if let Some(next) = entry.limiter.get().and_then(|l| l.release()) {
-                shared.give_permit(&next);
-                shared.dispatch(next);
+                engine.tokens.held(&next).give_permit();
+                engine.dispatch(next);
             }
         }
-        shared.ring.give_back(token);
+        engine.ring.give_back(token);
     }
 
-    /// Why a task must not run, if it must not: `shutdown_now`, a drain or kill of its
-    /// operation since it was admitted, `kill(id)`, its operation blocked, its deadline past.
+    /// Why a task of `entry` must not run, if it must not: `shutdown_now`, a drain or kill of
+    /// its operation since it was admitted, `kill(id)`, its operation blocked, its deadline
+    /// past.
     #[inline]
-    fn verdict(&self, meta: &TaskMeta) -> Option<(TaskError, TokenState)> {
-        let shared = &*self.shared;
-        let entry = shared.ops.by_index(meta.op)?;
-        if shared.kill_queued() || meta.epoch != entry.epoch() || shared.kill_requested(meta.id) {
+    fn verdict(&self, meta: &TaskMeta, entry: &OpEntry) -> Option<(TaskError, TokenState)> {
+        let engine = &*self.engine;
+        if engine.kill_queued()
+            || meta.epoch != entry.epoch()
+            || engine.tokens.kill_requested(meta.id)
+        {
             return Some((TaskError::Killed, TokenState::Killed));
         }
         if entry.is_blocked() {
@@ -334,43 +291,53 @@ impl Worker {
     /// (see [`verdict`](Self::verdict): then it is resolved without running, as a worker
     /// reaching it would). Returns whether it ran.
     pub(crate) fn run_inline(&self, job: &dyn Job) -> bool {
-        if let Some((error, lifecycle)) = self.verdict(job.meta()) {
+        let engine = &*self.engine;
+        let Some(entry) = engine.ops.by_index(job.meta().op) else {
+            return false; // refused at admission: resolved already, nothing to run
+        };
+        if let Some((error, lifecycle)) = self.verdict(job.meta(), entry) {
             job.abandon(error, lifecycle);
             return false;
         }
-        let shared = &*self.shared;
-        match shared.ops.by_index(job.meta().op) {
-            // Held by a pause or under a concurrency limit: not this thread's to run now (the
-            // joiner helps with other work until it is done).
-            Some(e) if job.meta().limited || e.is_paused() || shared.is_paused() => false,
-            _ => self.run_recorded(job, &mut || {}),
+        // Held by a pause or under a concurrency limit: not this thread's to run now (the
+        // joiner helps with other work until it is done).
+        if job.meta().limited || entry.is_paused() || engine.is_paused() {
+            return false;
         }
+        self.run_recorded(job, entry, &mut || {})
     }
 
     /// Runs (or resolves without running, see [`verdict`](Self::verdict)) a task that has no
     /// token: submitted by a worker into a dry ring, run in place or handed over to this
     /// worker. Its permit, if it needs one, is held by its submitter.
     pub(crate) fn run_tokenless(&self, job: &dyn Job) {
-        if let Some((error, lifecycle)) = self.verdict(job.meta()) {
+        let entry = self.engine.ops.of_task(job.meta());
+        if let Some((error, lifecycle)) = self.verdict(job.meta(), entry) {
             if job.abandon(error, lifecycle) {
-                self.shared.count_unrun(job, self.stripe());
+                self.engine.count_unrun(entry, job, self.stripe());
                 self.record_unrun(job);
             }
             return;
         }
-        self.run_recorded(job, &mut || {});
+        self.run_recorded(job, entry, &mut || {});
     }
 
-    /// Runs `job` here if nobody has run or killed it yet, recording counters, timings and
-    /// history, then calls `on_end` before the outcome is published. Returns whether it ran.
-    pub(crate) fn run_recorded(&self, job: &dyn Job, on_end: &mut dyn FnMut()) -> bool {
-        let shared = &*self.shared;
+    /// Runs `job` (of operation `entry`) here if nobody has run or killed it yet, recording
+    /// counters, timings and history, then calls `on_end` before the outcome is published.
+    /// Returns whether it ran.
+    pub(crate) fn run_recorded(
+        &self,
+        job: &dyn Job,
+        entry: &OpEntry,
+        on_end: &mut dyn FnMut(),
+    ) -> bool {
+        let engine = &*self.engine;
         let meta = job.meta();
         if meta.home.is_some_and(|w| w != self.index) {
             return false; // another worker's broadcast run or sticky task: only it may run it
         }
-        let timings = shared.settings.timings;
-        let start = if timings { shared.clock.now_ns() } else { 0 };
+        let timings = engine.settings.timings;
+        let start = if timings { engine.clock.now_ns() } else { 0 };
         let sticky = meta.sticky.is_some();
         let outer = self.running.replace(Some(meta as *const TaskMeta));
         self.sticky_depth
@@ -378,7 +345,7 @@ impl Worker {
         // Counters and history are written before the outcome is published, so a snapshot
         // taken after a join includes the joined task.
         let ran = job.run_then(&mut |state| {
-            self.record_run(meta, state, start);
+            self.record_run(meta, entry, state, start);
             on_end();
         });
         self.sticky_depth
@@ -387,29 +354,26 @@ impl Worker {
         ran
     }
 
-    /// Records a task that ran here: `state` is how it ended, `start` when it started.
-    fn record_run(&self, meta: &TaskMeta, state: TokenState, start: u64) {
-        let shared = &*self.shared;
-        let timings = shared.settings.timings;
-        let end = if timings { shared.clock.now_ns() } else { 0 };
+    /// Records a task of `entry` that ran here: `state` is how it ended, `start` when it
+    /// started.
+    fn record_run(&self, meta: &TaskMeta, entry: &OpEntry, state: TokenState, start: u64) {
+        let engine = &*self.engine;
+        let timings = engine.settings.timings;
+        let end = if timings { engine.clock.now_ns() } else { 0 };
         let stripe = self.stripe();
-        let me = &shared.workers[self.index];
+        let me = &engine.workers[self.index];
         bump_exclusive(&me.counters.tasks_run, 1);
-        if let Some(entry) = shared.ops.by_index(meta.op) {
-            let c = entry.counters.stripe(stripe);
-            if state == TokenState::Completed {
-                stripe.add(&c.completed, 1);
-            } else {
-                stripe.add(&c.failed, 1);
-                self.check_auto_block(entry);
-            }
-            if timings {
-                c.run_time.record(stripe, end.saturating_sub(start));
-                c.queue_wait
-                    .record(stripe, start.saturating_sub(meta.submitted_ns));
-            }
+        let c = entry.counters.stripe(stripe);
+        if state == TokenState::Completed {
+            stripe.add(&c.completed, 1);
+        } else {
+            stripe.add(&c.failed, 1);
+            self.check_auto_block(entry);
         }
         if timings {
+            c.run_time.record(stripe, end.saturating_sub(start));
+            c.queue_wait
+                .record(stripe, start.saturating_sub(meta.submitted_ns));
             bump_exclusive(&me.counters.busy_ns, end.saturating_sub(start));
             me.history.record(RawRecord {
                 id: meta.id.as_u64(),
@@ -425,16 +389,16 @@ impl Worker {
 
     /// Records a task that ended without running into the history.
     fn record_unrun(&self, job: &dyn Job) {
-        let shared = &*self.shared;
-        if !shared.settings.timings {
+        let engine = &*self.engine;
+        if !engine.settings.timings {
             return;
         }
         let meta = job.meta();
         if !matches!(job.state(), TokenState::Killed | TokenState::TimedOut) {
             return; // it ran elsewhere (an inline join), which recorded it
         }
-        let now = shared.clock.now_ns();
-        shared.workers[self.index].history.record(RawRecord {
+        let now = engine.clock.now_ns();
+        engine.workers[self.index].history.record(RawRecord {
             id: meta.id.as_u64(),
             worker: self.index,
             op: meta.op,
@@ -445,18 +409,43 @@ impl Worker {
         });
     }
 
-    /// Blocks `entry` if auto-block is on and it failed more than 90 % of at least 10
-    /// attempts since it was last unblocked.
-    fn check_auto_block(&self, entry: &crate::ops::OpEntry) {
-        if self.shared.settings.auto_block {
-            crate::ops::check_auto_block(entry);
+    /// Blocks `entry` if auto-block is on and its reputation says so (see `reputation.rs`).
+    fn check_auto_block(&self, entry: &OpEntry) {
+        if self.engine.settings.auto_block {
+            reputation::check_auto_block(entry);
         }
+    }
+
+    /// Whether the task running on this thread may run another attempt (a retry): not if it
+    /// was cancelled or killed while running, its operation was drained, killed or blocked,
+    /// or the runtime is shutting down now. When it may, the failed attempt is counted as
+    /// retried in its operation's reputation (which may block the operation).
+    pub(crate) fn may_retry(&self) -> bool {
+        let Some(meta) = self.running.get() else {
+            return true;
+        };
+        // SAFETY: `running` points to the metadata of the task this thread is running now
+        // (set and restored around the run in `run_recorded`); the task outlives its run.
+        let meta = unsafe { &*meta };
+        if meta.stop_requested() {
+            return false;
+        }
+        let Some(entry) = self.engine.ops.by_index(meta.op) else {
+            return true;
+        };
+        if self.verdict(meta, entry).is_some() {
+            return false;
+        }
+        let stripe = self.stripe();
+        stripe.add(&entry.counters.stripe(stripe).retried, 1);
+        self.check_auto_block(entry);
+        !entry.is_blocked()
     }
 
     /// Waits for work or for `done()`: spins, yields, then parks. Returns when either may be
     /// true (spurious returns are allowed; callers loop).
     fn idle(&self, done: impl Fn() -> bool) {
-        let sleeper = &self.shared.workers[self.index].sleeper;
+        let sleeper = &self.engine.workers[self.index].sleeper;
         sleeper.set_busy(false);
         let mut backoff = Backoff::new();
         while backoff.snooze() {
@@ -466,16 +455,16 @@ impl Worker {
         }
         // ORDERING: Relaxed: ordered before our last look for work by the SeqCst fence in
         // `prepare_sleep`, paired with the fence in `Sleeper::wake` of a dispatcher.
-        self.shared.sleepers.fetch_add(1, Ordering::Relaxed);
+        self.engine.sleepers.fetch_add(1, Ordering::Relaxed);
         sleeper.prepare_sleep();
         if self.has_work() || done() {
             sleeper.cancel_sleep();
         } else {
-            bump_exclusive(&self.shared.workers[self.index].counters.parks, 1);
+            bump_exclusive(&self.engine.workers[self.index].counters.parks, 1);
             sleeper.sleep();
         }
         // ORDERING: Relaxed: a hint for dispatchers.
-        self.shared.sleepers.fetch_sub(1, Ordering::Relaxed);
+        self.engine.sleepers.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Joins `job` from this worker: runs it inline if it has not started, else runs other
@@ -514,7 +503,7 @@ impl Worker {
             }
         }
         // Back to the task that joined: it is running, so count as busy.
-        self.shared.workers[self.index].sleeper.set_busy(true);
+        self.engine.workers[self.index].sleeper.set_busy(true);
     }
 }
 
@@ -532,33 +521,4 @@ impl fmt::Debug for Worker {
             .field("index", &self.index)
             .finish()
     }
-}
-
-/// Whether the task running on the calling thread may run another attempt (a retry): not
-/// if it was cancelled or killed while running, its operation was drained, killed or blocked,
-/// or the runtime is shutting down now. When it may, the failed attempt is counted as
-/// retried in its operation's reputation (which may block the operation).
-pub(crate) fn may_retry() -> bool {
-    let current = CURRENT.with(|c| c.get());
-    let Some((_, w)) = current else {
-        return true;
-    };
-    // SAFETY: see `current_worker`.
-    let w = unsafe { &*w };
-    let Some(meta) = w.running.get() else {
-        return true;
-    };
-    // SAFETY: `running` points to the metadata of the task this thread is running now (set
-    // and restored around the run in `run_recorded`); the task outlives its run.
-    let meta = unsafe { &*meta };
-    if meta.stop_requested() || w.verdict(meta).is_some() {
-        return false;
-    }
-    if let Some(entry) = w.shared.ops.by_index(meta.op) {
-        let stripe = w.stripe();
-        stripe.add(&entry.counters.stripe(stripe).retried, 1);
-        w.check_auto_block(entry);
-        return !entry.is_blocked();
-    }
-    true
 }

@@ -1,17 +1,15 @@
-//! [`Runtime`] and its [`Builder`]: build, submit, scope, shut down.
+//! [`Builder`]: a runtime's settings, checked and resolved ([`Plan`]) before its workers
+//! start.
 
-use std::fmt;
-
-use crate::error::{BuildError, TrySubmitError};
-use crate::handle::TaskHandle;
-use crate::operation::{Operation, Weight};
-use crate::ring::TokenRing;
-use crate::route::{Routes, Routing};
-use crate::scope::{self, Scope};
-use crate::shared::{Settings, Shared};
+use super::Runtime;
+use crate::engine::route::{Routes, Routing};
+use crate::engine::topology;
+use crate::engine::worker::Worker;
+use crate::engine::{Engine, Settings};
+use crate::error::BuildError;
+use crate::operation::Weight;
+use crate::primitives::TokenRing;
 use crate::sync::{thread, Arc, Mutex};
-use crate::topology;
-use crate::worker::{self, Worker};
 
 /// Settings for a [`Runtime`]; see [`Runtime::builder`].
 ///
@@ -222,10 +220,10 @@ impl Builder {
             history_len: self.history,
             auto_block: self.auto_block,
         };
-        let shared = Arc::new(Shared::new(settings, plan.routes));
+        let engine = Arc::new(Engine::new(settings, plan.routes));
         let mut threads = Vec::with_capacity(plan.workers);
         for index in 0..plan.workers {
-            let worker_shared = shared.clone();
+            let worker_engine = engine.clone();
             let core = plan.cores.as_ref().map(|c| c[index]);
             let spawned = thread::Builder::new()
                 .name(format!("tokengate-worker-{index}"))
@@ -234,13 +232,13 @@ impl Builder {
                     if let Some(core) = core {
                         topology::pin_current_thread(core);
                     }
-                    Worker::new(worker_shared, index).run();
+                    Worker::new(worker_engine, index).run();
                 });
             match spawned {
                 Ok(handle) => threads.push(handle),
                 Err(e) => {
                     let runtime = Runtime {
-                        shared,
+                        engine,
                         threads: Mutex::new(threads),
                     };
                     runtime.shutdown();
@@ -251,7 +249,7 @@ impl Builder {
             }
         }
         Ok(Runtime {
-            shared,
+            engine,
             threads: Mutex::new(threads),
         })
     }
@@ -354,305 +352,10 @@ fn list(ids: &[usize]) -> String {
         .join(", ")
 }
 
+/// The settings of a [`Builder`], checked, with the defaults resolved.
 struct Plan {
     workers: usize,
     cores: Option<Vec<usize>>,
     capacity: usize,
     routes: Routes,
-}
-
-/// A set of worker threads, pinned one per core, that run synchronous tasks admitted through
-/// a bounded token ring.
-///
-/// Dropping the runtime shuts it down gracefully (see [`shutdown`](Self::shutdown)).
-///
-/// # Examples
-///
-/// ```
-/// use tokengate::{Operation, Runtime, Weight};
-///
-/// const PRIME: Operation = Operation::new("prime_check").weight(Weight::Medium);
-/// fn is_prime(n: u64) -> bool { n > 1 && (2..n).take_while(|d| d * d <= n).all(|d| n % d != 0) }
-///
-/// let rt = Runtime::builder().workers(2).pin(false).build()?;
-/// let h = rt.submit(&PRIME, || is_prime(1_000_003));
-/// assert_eq!(h.join(), Ok(true));
-/// # Ok::<(), tokengate::BuildError>(())
-/// ```
-pub struct Runtime {
-    shared: Arc<Shared>,
-    threads: Mutex<Vec<thread::JoinHandle<()>>>,
-}
-
-impl Runtime {
-    /// A builder with the default settings.
-    pub fn builder() -> Builder {
-        Builder::default()
-    }
-
-    /// A runtime with the default settings: one pinned worker per core.
-    pub fn new() -> Result<Self, BuildError> {
-        Builder::default().build()
-    }
-
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
-    /// The number of workers.
-    pub fn workers(&self) -> usize {
-        self.shared.workers.len()
-    }
-
-    /// The number of tokens (the capacity).
-    pub fn capacity(&self) -> usize {
-        self.shared.ring.capacity()
-    }
-
-    /// Submits `func` as a task of `op` and returns its handle.
-    ///
-    /// The closure must be `Send + 'static`; one that captures an `Rc` does not compile:
-    ///
-    /// ```compile_fail
-    /// let rt = tokengate::Runtime::builder().workers(1).pin(false).build().unwrap();
-    /// let shared = std::rc::Rc::new(5);
-    /// rt.spawn(move || *shared + 1); // error: `Rc<i32>` cannot be sent between threads
-    /// ```
-    ///
-    /// Blocks while every token is out (spinning, then yielding, then parked until a token
-    /// comes back). After shutdown the handle resolves [`TaskError::ShutDown`] and `func`
-    /// never runs.
-    ///
-    /// Called from a worker of this runtime when every token is out, it does not wait for a
-    /// token (every token may be held by tasks nested on the workers' stacks): it runs the
-    /// task without one and returns a finished handle. The task runs in place, unless it
-    /// must run on another worker (sticky, broadcast: it is handed to that worker, and this
-    /// one helps with other work until it has run) or its operation's concurrency limit has
-    /// no free permit (this worker helps until one is free or a token comes home). Such a
-    /// task still honours kills, blocks and its deadline, but not a pause (it is not held).
-    /// A worker of *another* runtime waiting for a token here keeps serving its own.
-    pub fn submit<F, T>(&self, op: &Operation, func: F) -> TaskHandle<T>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.shared.submit(op, func)
-    }
-
-    /// [`submit`](Self::submit) for a closure that can be called again: when it panics and
-    /// `op` has [`retries`](Operation::retries) left, it is run again on the same worker, and
-    /// the handle gets the last attempt's outcome. Each attempt counts in the operation's
-    /// reputation.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::atomic::{AtomicU32, Ordering};
-    /// use std::sync::Arc;
-    /// use tokengate::{Operation, Runtime};
-    ///
-    /// const FLAKY: Operation = Operation::new("flaky").retries(2);
-    /// let rt = Runtime::builder().workers(1).pin(false).build()?;
-    /// let tries = Arc::new(AtomicU32::new(0));
-    /// let t = tries.clone();
-    /// let h = rt.submit_retrying(&FLAKY, move || {
-    ///     if t.fetch_add(1, Ordering::Relaxed) < 2 { panic!("not yet") }
-    ///     "done"
-    /// });
-    /// # let _quiet = std::panic::take_hook();
-    /// # std::panic::set_hook(Box::new(|_| {}));
-    /// assert_eq!(h.join(), Ok("done"));
-    /// assert_eq!(tries.load(Ordering::Relaxed), 3);
-    /// # Ok::<(), tokengate::BuildError>(())
-    /// ```
-    pub fn submit_retrying<F, T>(&self, op: &Operation, func: F) -> TaskHandle<T>
-    where
-        F: FnMut() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.submit(op, crate::retry::retrying(op.get_retries(), func))
-    }
-
-    /// Submits every closure of `funcs` as a task of `op` and returns their handles, in
-    /// order. Cheaper per task than calling [`submit`](Self::submit) in a loop: tasks are
-    /// admitted in chunks that share one operation lookup, one fence and one clock read, and
-    /// each chunk is spread over the eligible workers with one wake-up each. Waits for tokens
-    /// like `submit`; after shutdown the remaining handles resolve
-    /// [`TaskError::ShutDown`]. Sticky operations go one by one (each key has its worker).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tokengate::{Operation, Runtime, Weight};
-    ///
-    /// const SQUARE: Operation = Operation::new("square").weight(Weight::Light);
-    /// let rt = Runtime::builder().workers(2).pin(false).build()?;
-    /// let handles = rt.submit_batch(&SQUARE, (0..1000u64).map(|i| move || i * i));
-    /// let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
-    /// assert_eq!(sum, (0..1000u64).map(|i| i * i).sum());
-    /// # Ok::<(), tokengate::BuildError>(())
-    /// ```
-    pub fn submit_batch<I, F, T>(&self, op: &Operation, funcs: I) -> Vec<TaskHandle<T>>
-    where
-        I: IntoIterator<Item = F>,
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.shared.admit_batch(op, funcs)
-    }
-
-    /// [`submit_batch`](Self::submit_batch) with the default operation.
-    pub fn spawn_batch<I, F, T>(&self, funcs: I) -> Vec<TaskHandle<T>>
-    where
-        I: IntoIterator<Item = F>,
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.submit_batch(&Operation::DEFAULT, funcs)
-    }
-
-    /// [`submit`](Self::submit) with the default operation (Medium).
-    pub fn spawn<F, T>(&self, func: F) -> TaskHandle<T>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.submit(&Operation::DEFAULT, func)
-    }
-
-    /// Submits without ever blocking: when every token is out or the runtime is shut down,
-    /// the closure comes back in the error.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tokengate::{Operation, Runtime, TrySubmitError};
-    ///
-    /// let rt = Runtime::builder().workers(1).pin(false).capacity(1).build()?;
-    /// let gate = std::sync::Arc::new(std::sync::Barrier::new(2));
-    /// let g = gate.clone();
-    /// let busy = rt.spawn(move || { g.wait(); });           // holds the only token
-    /// let refused = rt.try_submit(&Operation::DEFAULT, || 7);
-    /// assert!(matches!(refused, Err(TrySubmitError::Full(_))));
-    /// assert_eq!(refused.unwrap_err().into_inner()(), 7);  // the closure came back
-    /// gate.wait();
-    /// busy.join().unwrap();
-    /// # Ok::<(), tokengate::BuildError>(())
-    /// ```
-    pub fn try_submit<F, T>(
-        &self,
-        op: &Operation,
-        func: F,
-    ) -> Result<TaskHandle<T>, TrySubmitError<F>>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.shared.admit(op, func, false)
-    }
-
-    /// [`try_submit`](Self::try_submit) with the default operation.
-    pub fn try_spawn<F, T>(&self, func: F) -> Result<TaskHandle<T>, TrySubmitError<F>>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        self.try_submit(&Operation::DEFAULT, func)
-    }
-
-    /// Runs `f` with a [`Scope`] whose tasks may borrow from the caller; every scoped task has
-    /// finished (or was killed unrun) when `scope` returns. A panic in `f` is resumed after
-    /// that.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tokengate::Runtime;
-    ///
-    /// let rt = Runtime::builder().workers(2).pin(false).build()?;
-    /// let words = vec!["token", "gate"];
-    /// let total = rt.scope(|s| {
-    ///     let hs: Vec<_> = words.iter().map(|w| s.spawn(move || w.len())).collect();
-    ///     hs.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
-    /// });
-    /// assert_eq!(total, 9);
-    /// # Ok::<(), tokengate::BuildError>(())
-    /// ```
-    pub fn scope<'env, F, R>(&self, f: F) -> R
-    where
-        F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
-    {
-        scope::scope(self, f)
-    }
-
-    /// Shuts down gracefully: no new admissions (submissions resolve
-    /// [`TaskError::ShutDown`]), every admitted task runs, then the workers exit and are
-    /// joined. Idempotent; concurrent calls all return once the workers are joined. What
-    /// `Drop` does.
-    ///
-    /// Called from a task on one of this runtime's workers, it closes admission and returns
-    /// without waiting (a worker cannot wait for itself); the rest happens on drop.
-    pub fn shutdown(&self) {
-        self.close(false);
-    }
-
-    /// Shuts down now: no new admissions, queued tasks resolve [`TaskError::Killed`] without
-    /// running, running tasks finish, then the workers exit and are joined.
-    pub fn shutdown_now(&self) {
-        self.close(true);
-    }
-
-    fn close(&self, kill: bool) {
-        self.shared.close(kill);
-        if worker::is_worker_of(self.shared.id()) {
-            return;
-        }
-        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        if !threads.is_empty() {
-            finish(&self.shared, threads.drain(..));
-        }
-    }
-
-    /// Whether [`shutdown`](Self::shutdown) or [`shutdown_now`](Self::shutdown_now) was called.
-    pub fn is_shut_down(&self) -> bool {
-        self.shared.is_closed()
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        if !worker::is_worker_of(self.shared.id()) {
-            self.shutdown();
-            return;
-        }
-        // Dropped by one of its own tasks: finish the shutdown on a helper thread, since this
-        // worker cannot wait for its own token.
-        self.shared.close(false);
-        let shared = self.shared.clone();
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
-        let _ = thread::Builder::new()
-            .name("tokengate-shutdown".into())
-            .spawn(move || finish(&shared, threads));
-    }
-}
-
-/// The end of a shutdown, once admission is closed: waits until every admitted task has
-/// finished (every token is home), stops the workers and joins their threads.
-fn finish(shared: &Shared, threads: impl IntoIterator<Item = thread::JoinHandle<()>>) {
-    shared.ring.wait_all_home();
-    shared.stop_workers();
-    for t in threads {
-        // A worker never panics (tasks' panics are caught); ignore it if one did.
-        let _ = t.join();
-    }
-}
-
-impl fmt::Debug for Runtime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime")
-            .field("workers", &self.workers())
-            .field("capacity", &self.capacity())
-            .field("shut_down", &self.is_shut_down())
-            .finish()
-    }
 }

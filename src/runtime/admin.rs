@@ -2,17 +2,17 @@
 //! admission (all of it or one operation's), drain or kill an operation's waiting tasks, kill
 //! one task, lift an auto-block.
 //!
-//! None of this adds a lock to the submit path while nothing is paused: submitters read one
-//! flag of the runtime and one of the operation; only a paused submission takes the admin lock
-//! (to be held back).
+//! The mechanics (held tokens, the drain of one list) are the engine's `hold.rs`; this file is
+//! the public surface and the waits that only a caller outside the workers may do.
 
 use std::time::Duration;
 
-use crate::ops::{self, OpEntry};
-use crate::runtime::Runtime;
+use super::Runtime;
+use crate::engine::current;
+use crate::engine::op_table::OpEntry;
+use crate::engine::reputation::{self, Tally};
 use crate::sync::Ordering;
 use crate::task::TaskId;
-use crate::worker;
 
 impl Runtime {
     /// Pauses admission: tasks submitted from now on are admitted (they take a token, and
@@ -35,18 +35,18 @@ impl Runtime {
     /// # Ok::<(), tokengate::BuildError>(())
     /// ```
     pub fn pause(&self) {
-        self.shared().set_paused(true);
+        self.engine().set_paused(true);
     }
 
     /// Resumes admission: every task held by [`pause`](Self::pause) is dispatched (unless
     /// its operation is paused on its own).
     pub fn resume(&self) {
-        self.shared().set_paused(false);
+        self.engine().set_paused(false);
     }
 
     /// Whether admission is paused.
     pub fn is_paused(&self) -> bool {
-        self.shared().is_paused()
+        self.engine().is_paused()
     }
 
     /// Pauses admission of the operation `name` only: its new tasks are held until
@@ -62,15 +62,15 @@ impl Runtime {
     /// entry, `(other operations)`, and so share its pause, its kills and its statistics:
     /// pausing one of them pauses all of them.
     pub fn pause_operation(&self, name: &str) {
-        let shared = self.shared();
-        shared.set_operation_paused(shared.ops.entry_by_name(name), true);
+        let engine = self.engine();
+        engine.set_operation_paused(engine.ops.entry_by_name(name), true);
     }
 
     /// Resumes admission of the operation `name`, dispatching its held tasks.
     pub fn resume_operation(&self, name: &str) {
-        let shared = self.shared();
-        if let Some(entry) = shared.ops.lookup(name) {
-            shared.set_operation_paused(entry, false);
+        let engine = self.engine();
+        if let Some(entry) = engine.ops.lookup(name) {
+            engine.set_operation_paused(entry, false);
         }
     }
 
@@ -96,14 +96,14 @@ impl Runtime {
     /// # Ok::<(), tokengate::BuildError>(())
     /// ```
     pub fn kill_operation(&self, name: &str) {
-        let shared = self.shared();
-        let Some(entry) = shared.ops.lookup(name) else {
+        let engine = self.engine();
+        let Some(entry) = engine.ops.lookup(name) else {
             return;
         };
         // ORDERING: Relaxed: see `OpEntry::epoch`.
         entry.epoch.fetch_add(1, Ordering::Relaxed);
         let index = entry.index;
-        shared.kill_held(|job| job.meta().op == index);
+        engine.kill_held(|job| job.meta().op == index);
     }
 
     /// Drains the operation `name`: holds its new submissions for the while, kills its
@@ -113,16 +113,16 @@ impl Runtime {
     /// Called from a task on one of this runtime's workers it does not wait (a worker cannot
     /// wait for the tasks it may have to reach itself).
     pub fn drain_operation(&self, name: &str) {
-        let shared = self.shared();
-        let entry = shared.ops.entry_by_name(name);
+        let engine = self.engine();
+        let entry = engine.ops.entry_by_name(name);
         let was_paused = entry.is_paused();
-        shared.set_operation_paused(entry, true);
+        engine.set_operation_paused(entry, true);
         self.kill_operation(name);
-        if !worker::is_worker_of(shared.id()) {
+        if !current::is_worker_of(engine.id()) {
             wait_until_idle(entry);
         }
         if !was_paused {
-            shared.set_operation_paused(entry, false);
+            engine.set_operation_paused(entry, false);
         }
     }
 
@@ -133,14 +133,14 @@ impl Runtime {
     /// nor is an id of another runtime. (A task's own handle has
     /// [`cancel`](crate::TaskHandle::cancel), which also says whether it worked.)
     pub fn kill(&self, id: TaskId) {
-        self.shared().request_kill(id);
+        self.engine().kill_task(id);
     }
 
     /// Lifts the block of the operation `name` (see
     /// [`Builder::auto_block`](crate::Builder::auto_block)); its failure rate counts afresh.
     pub fn unblock_operation(&self, name: &str) {
-        if let Some(entry) = self.shared().ops.lookup(name) {
-            ops::unblock(entry);
+        if let Some(entry) = self.engine().ops.lookup(name) {
+            reputation::unblock(entry);
         }
     }
 }
@@ -148,7 +148,7 @@ impl Runtime {
 /// Waits until no task of `entry` is admitted and unresolved, except those held by its pause.
 fn wait_until_idle(entry: &OpEntry) {
     let mut nap = Duration::from_micros(50);
-    while ops::in_flight(entry) > ops::held(entry) {
+    while Tally::of(entry).in_flight() > reputation::held(entry) {
         std::thread::sleep(nap);
         nap = (nap * 2).min(Duration::from_millis(5));
     }

@@ -6,7 +6,7 @@
 //! size. Tokens are never allocated per task.
 //!
 //! The ring is an [`ArrayQueue`] of free token numbers, full at the start. A taker that finds it
-//! empty waits in a [`WaitList`](crate::wait_list) which every give-back notifies.
+//! empty waits in a `WaitList` (`wait_list.rs`) which every give-back notifies.
 //!
 //! ## Memory ordering
 //!
@@ -15,8 +15,8 @@
 
 use std::fmt;
 
-use crate::queue::ArrayQueue;
-use crate::wait_list::WaitList;
+use super::queue::ArrayQueue;
+use super::wait_list::WaitList;
 
 /// The right to have one task admitted. Move-only: exactly one holder at a time.
 ///

@@ -2,7 +2,7 @@
 
 use std::sync::OnceLock;
 
-use crate::runtime::Runtime;
+use super::Runtime;
 
 /// The process-wide default runtime, built on first use: one worker per core, pinned when the
 /// platform allows (unpinned otherwise). It is never shut down.

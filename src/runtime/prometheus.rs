@@ -11,15 +11,16 @@
 
 use std::fmt::{self, Display, Write as _};
 
-use crate::runtime::Runtime;
-use crate::stats::{Health, Histogram, OperationStats, Stats, WorkerStats};
+use super::stats::{Histogram, OperationStats, Stats, WorkerStats};
+use super::Runtime;
+use crate::engine::reputation::Health;
 
 /// The mailbox lanes of a worker as `lane` label values, in [`WorkerStats::lane_depth`]
-/// order, then the worker's own queue (sticky and broadcast tasks).
+/// order, then the queues of the tasks whose home the worker is (sticky and broadcast tasks).
 ///
 /// [`WorkerStats::lane_depth`]: crate::WorkerStats::lane_depth
 const LANES: [&str; 3] = ["light", "medium", "heavy"];
-const PINNED_LANE: &str = "pinned";
+const HOME_LANE: &str = "home";
 
 /// Every health class with its `health` label value (the state-set pattern: one sample per
 /// class, 1 for the operation's class, 0 for the others).
@@ -56,7 +57,7 @@ impl Stats {
     /// | `tokengate_operation_health` | gauge (state set) | `operation`, `health` | [`OperationStats::health`]: 1 for its class, 0 for the others |
     /// | `tokengate_operation_paused` | gauge (0/1) | `operation` | [`OperationStats::paused`] |
     /// | `tokengate_operation_blocked` | gauge (0/1) | `operation` | [`OperationStats::is_blocked`] |
-    /// | `tokengate_queue_depth` | gauge | `worker`, `lane` | [`WorkerStats::lane_depth`] (`light`, `medium`, `heavy`) and [`WorkerStats::pinned_depth`] (`pinned`) |
+    /// | `tokengate_queue_depth` | gauge | `worker`, `lane` | [`WorkerStats::lane_depth`] (`light`, `medium`, `heavy`) and [`WorkerStats::home_depth`] (`home`) |
     /// | `tokengate_workers_busy` | gauge | | workers whose [`WorkerStats::busy_now`] is true |
     /// | `tokengate_workers_idle` | gauge | | the other workers |
     /// | `tokengate_worker_utilization` | gauge (0..1) | `worker` | [`WorkerStats::utilization`], over the runtime's life |
@@ -110,7 +111,7 @@ impl Stats {
     /// [`OperationStats::paused`]: crate::OperationStats::paused
     /// [`OperationStats::is_blocked`]: crate::OperationStats::is_blocked
     /// [`WorkerStats::lane_depth`]: crate::WorkerStats::lane_depth
-    /// [`WorkerStats::pinned_depth`]: crate::WorkerStats::pinned_depth
+    /// [`WorkerStats::home_depth`]: crate::WorkerStats::home_depth
     /// [`WorkerStats::busy_now`]: crate::WorkerStats::busy_now
     /// [`WorkerStats::utilization`]: crate::WorkerStats::utilization
     /// [`WorkerStats::busy`]: crate::WorkerStats::busy
@@ -264,8 +265,8 @@ impl Stats {
             for (lane, depth) in LANES.iter().zip(w.lane_depth) {
                 text.sample(name, &[("worker", i.as_str()), ("lane", lane)], depth);
             }
-            let labels = [("worker", i.as_str()), ("lane", PINNED_LANE)];
-            text.sample(name, &labels, w.pinned_depth);
+            let labels = [("worker", i.as_str()), ("lane", HOME_LANE)];
+            text.sample(name, &labels, w.home_depth);
         }
 
         let busy = workers.iter().filter(|w| w.busy_now).count();

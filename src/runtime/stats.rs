@@ -1,19 +1,28 @@
-//! Snapshots of a runtime's metrics: [`Stats`] (per worker and per operation), the
-//! reputation of operations ([`Health`]) and histograms of queue wait and run time.
+//! Snapshots of a runtime's metrics: [`Stats`] (per worker and per operation, with the
+//! reputation of operations and histograms of queue wait and run time) and the
+//! [`ExecutionRecord`]s of the history; their JSON form with the `serde` feature.
 //!
 //! A snapshot sums counters that workers keep in their own cache lines; it is not atomic
 //! across counters (a task finishing while the snapshot is taken may be counted in one counter
-//! and not yet in another), but every counter only grows.
+//! and not yet in another), but every counter only grows. The snapshot types are plain data
+//! with public fields, `#[non_exhaustive]` so that fields can be added.
 
 use std::time::Duration;
 
-use crate::counters::{BUCKETS, BUCKET_BOUNDS_NS};
+use super::Runtime;
+use crate::engine::op_table::OpEntry;
+use crate::engine::reputation::{Health, Tally};
+use crate::engine::Engine;
+use crate::metrics::counters::{read, BUCKETS, BUCKET_BOUNDS_NS};
 use crate::operation::Weight;
+use crate::primitives::TokenState;
+use crate::task::TaskId;
 
 /// A histogram of durations with log-scale buckets (upper bounds 1 µs, 4 µs, 16 µs, … ×4 …
 /// ~16.8 s, then +∞).
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct Histogram {
     /// Count per bucket (not cumulative); `counts[i]` holds durations ≤ `bounds_ns()[i]` and
     /// above the bound before; the last holds the rest.
@@ -21,7 +30,10 @@ pub struct Histogram {
     /// Sum of all recorded durations.
     #[cfg_attr(
         feature = "serde",
-        serde(rename = "sum_ns", serialize_with = "crate::history::ser::nanos")
+        serde(
+            rename = "sum_ns",
+            serialize_with = "crate::runtime::stats::ser::nanos"
+        )
     )]
     pub sum: Duration,
 }
@@ -57,7 +69,8 @@ impl Histogram {
     ///
     /// ```
     /// use tokengate::Histogram;
-    /// let mut h = Histogram { counts: vec![0; Histogram::bounds_ns().len() + 1], ..Default::default() };
+    /// let mut h = Histogram::default();
+    /// h.counts = vec![0; Histogram::bounds_ns().len() + 1];
     /// h.counts[0] = 90; // ≤ 1 µs
     /// h.counts[2] = 10; // ≤ 16 µs
     /// assert_eq!(h.quantile(0.5), Some(std::time::Duration::from_micros(1)));
@@ -80,65 +93,17 @@ impl Histogram {
     }
 }
 
-/// The health class of an operation, from its success rate (the Python original's
-/// GuardHouse classes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub enum Health {
-    /// Fewer than 5 attempts: not enough to judge.
-    Unknown,
-    /// At least 95 % of attempts succeeded.
-    Excellent,
-    /// At least 80 %.
-    Healthy,
-    /// At least 50 %.
-    AtRisk,
-    /// Below 50 %.
-    Problematic,
-}
-
-impl Health {
-    /// The class of `successes` out of `attempts`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use tokengate::Health;
-    /// assert_eq!(Health::of(4, 4), Health::Unknown);
-    /// assert_eq!(Health::of(19, 20), Health::Excellent);
-    /// assert_eq!(Health::of(16, 20), Health::Healthy);
-    /// assert_eq!(Health::of(10, 20), Health::AtRisk);
-    /// assert_eq!(Health::of(9, 20), Health::Problematic);
-    /// ```
-    pub fn of(successes: u64, attempts: u64) -> Health {
-        if attempts < 5 {
-            return Health::Unknown;
-        }
-        // Integer comparisons: s/a ≥ p/100 ⇔ 100·s ≥ p·a.
-        let s = successes as u128 * 100;
-        let a = attempts as u128;
-        if s >= 95 * a {
-            Health::Excellent
-        } else if s >= 80 * a {
-            Health::Healthy
-        } else if s >= 50 * a {
-            Health::AtRisk
-        } else {
-            Health::Problematic
-        }
-    }
-}
-
 /// One operation's counters and reputation.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct OperationStats {
     /// The operation's name.
     pub name: &'static str,
     /// The weight of its first submission.
     #[cfg_attr(
         feature = "serde",
-        serde(serialize_with = "crate::history::ser::display")
+        serde(serialize_with = "crate::runtime::stats::ser::display")
     )]
     pub weight: Weight,
     /// Tasks admitted (refused submissions are not counted here).
@@ -171,17 +136,17 @@ pub struct OperationStats {
 impl OperationStats {
     /// Runs of its tasks: completed + failed + retried attempts.
     pub fn attempts(&self) -> u64 {
-        self.completed + self.failed + self.retried
+        self.tally().attempts()
     }
 
     /// Runs that returned.
     pub fn successes(&self) -> u64 {
-        self.completed
+        self.tally().successes()
     }
 
     /// Runs that panicked (retried or not).
     pub fn failures(&self) -> u64 {
-        self.failed + self.retried
+        self.tally().failures()
     }
 
     /// Successes over attempts, if any attempt was made.
@@ -192,19 +157,32 @@ impl OperationStats {
 
     /// The health class of the success rate.
     pub fn health(&self) -> Health {
-        Health::of(self.successes(), self.attempts())
+        self.tally().health()
     }
 
     /// Tasks admitted and not yet resolved (waiting or running).
     pub fn in_flight(&self) -> u64 {
-        self.submitted
-            .saturating_sub(self.completed + self.failed + self.killed + self.timed_out)
+        self.tally().in_flight()
+    }
+
+    /// The counts the reputation formulas read (one place for them: `reputation.rs`).
+    fn tally(&self) -> Tally {
+        Tally {
+            submitted: self.submitted,
+            completed: self.completed,
+            failed: self.failed,
+            killed: self.killed,
+            timed_out: self.timed_out,
+            blocked: self.blocked,
+            retried: self.retried,
+        }
     }
 }
 
 /// One worker's counters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct WorkerStats {
     /// The worker's index.
     pub index: usize,
@@ -217,19 +195,26 @@ pub struct WorkerStats {
     /// Time spent running tasks.
     #[cfg_attr(
         feature = "serde",
-        serde(rename = "busy_ns", serialize_with = "crate::history::ser::nanos")
+        serde(
+            rename = "busy_ns",
+            serialize_with = "crate::runtime::stats::ser::nanos"
+        )
     )]
     pub busy: Duration,
     /// Time alive and not running tasks.
     #[cfg_attr(
         feature = "serde",
-        serde(rename = "idle_ns", serialize_with = "crate::history::ser::nanos")
+        serde(
+            rename = "idle_ns",
+            serialize_with = "crate::runtime::stats::ser::nanos"
+        )
     )]
     pub idle: Duration,
     /// Tasks queued in its mailbox, per lane (Light, Medium, Heavy).
     pub lane_depth: [usize; 3],
-    /// Tasks queued for it alone (sticky and broadcast tasks).
-    pub pinned_depth: usize,
+    /// Tasks queued for it alone, of which it is the home worker: its sticky queue and its
+    /// broadcast runs.
+    pub home_depth: usize,
     /// Whether it is running a task right now.
     pub busy_now: bool,
 }
@@ -249,11 +234,15 @@ impl WorkerStats {
 /// A snapshot of a runtime's metrics ([`Runtime::stats`](crate::Runtime::stats)).
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
 pub struct Stats {
     /// Time since the runtime was built.
     #[cfg_attr(
         feature = "serde",
-        serde(rename = "uptime_ns", serialize_with = "crate::history::ser::nanos")
+        serde(
+            rename = "uptime_ns",
+            serialize_with = "crate::runtime::stats::ser::nanos"
+        )
     )]
     pub uptime: Duration,
     /// Tokens in the ring.
@@ -285,33 +274,100 @@ impl Stats {
     }
 }
 
+/// One finished task, as [`Runtime::recent`](crate::Runtime::recent) reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct ExecutionRecord {
+    /// The task.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::runtime::stats::ser::display")
+    )]
+    pub id: TaskId,
+    /// Its operation's name.
+    pub operation: &'static str,
+    /// The worker that ran (or killed) it.
+    pub worker: usize,
+    /// How it ended: `Completed`, `Failed`, `Killed`, `TimedOut`.
+    #[cfg_attr(
+        feature = "serde",
+        serde(serialize_with = "crate::runtime::stats::ser::display")
+    )]
+    pub outcome: TokenState,
+    /// From submission to the start of its run (or to being dropped unrun).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "queue_wait_ns",
+            serialize_with = "crate::runtime::stats::ser::nanos"
+        )
+    )]
+    pub queue_wait: Duration,
+    /// How long it ran (zero if it did not run).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "run_time_ns",
+            serialize_with = "crate::runtime::stats::ser::nanos"
+        )
+    )]
+    pub run_time: Duration,
+    /// When it finished, since the runtime was built.
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "finished_ns",
+            serialize_with = "crate::runtime::stats::ser::nanos"
+        )
+    )]
+    pub finished: Duration,
+}
+
+#[cfg(feature = "serde")]
+pub(crate) mod ser {
+    use std::time::Duration;
+
+    pub(crate) fn display<S: serde::Serializer, T: std::fmt::Display>(
+        v: &T,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub(crate) fn nanos<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
 // ---- taking a snapshot ---------------------------------------------------------------------
 
-use crate::counters::read;
-use crate::history::ExecutionRecord;
-use crate::ops::OpEntry;
-use crate::runtime::Runtime;
-use crate::shared::Shared;
-use crate::task::TaskId;
-
 fn operation_stats(entry: &OpEntry) -> OperationStats {
-    let c = &entry.counters;
     let mut run = ([0u64; BUCKETS], 0u64);
     let mut wait = ([0u64; BUCKETS], 0u64);
-    for s in c.stripes() {
+    for s in entry.counters.stripes() {
         s.run_time.read_into(&mut run.0, &mut run.1);
         s.queue_wait.read_into(&mut wait.0, &mut wait.1);
     }
+    let Tally {
+        submitted,
+        completed,
+        failed,
+        killed,
+        timed_out,
+        blocked,
+        retried,
+    } = Tally::of(entry);
     OperationStats {
         name: entry.name,
         weight: entry.weight,
-        submitted: c.sum(|s| &s.submitted),
-        completed: c.sum(|s| &s.completed),
-        failed: c.sum(|s| &s.failed),
-        killed: c.sum(|s| &s.killed),
-        timed_out: c.sum(|s| &s.timed_out),
-        blocked: c.sum(|s| &s.blocked),
-        retried: c.sum(|s| &s.retried),
+        submitted,
+        completed,
+        failed,
+        killed,
+        timed_out,
+        blocked,
+        retried,
         paused: entry.is_paused(),
         is_blocked: entry.is_blocked(),
         concurrency_limit: entry.limiter.get().map(|l| l.limit as u32),
@@ -320,9 +376,9 @@ fn operation_stats(entry: &OpEntry) -> OperationStats {
     }
 }
 
-fn stats(shared: &Shared) -> Stats {
-    let uptime = Duration::from_nanos(shared.clock.now_ns());
-    let workers = shared
+fn stats(engine: &Engine) -> Stats {
+    let uptime = Duration::from_nanos(engine.clock.now_ns());
+    let workers = engine
         .workers
         .iter()
         .enumerate()
@@ -336,20 +392,20 @@ fn stats(shared: &Shared) -> Stats {
                 busy,
                 idle: uptime.saturating_sub(busy),
                 lane_depth: Weight::ALL.map(|l| w.mailbox.len(l)),
-                pinned_depth: w.pinned.len() + w.broadcasts.len(),
+                home_depth: w.sticky.len() + w.broadcasts.len(),
                 busy_now: w.sleeper.is_busy(),
             }
         })
         .collect();
     Stats {
         uptime,
-        capacity: shared.ring.capacity(),
-        tokens_in_use: shared.ring.capacity() - shared.ring.available(),
-        paused: shared.is_paused(),
-        held: shared.held_len(),
-        timings: shared.settings.timings,
+        capacity: engine.ring.capacity(),
+        tokens_in_use: engine.ring.capacity() - engine.ring.available(),
+        paused: engine.is_paused(),
+        held: engine.held_len(),
+        timings: engine.settings.timings,
         workers,
-        operations: shared.ops.iter().map(operation_stats).collect(),
+        operations: engine.ops.iter().map(operation_stats).collect(),
     }
 }
 
@@ -375,12 +431,12 @@ impl Runtime {
     /// # Ok::<(), tokengate::BuildError>(())
     /// ```
     pub fn stats(&self) -> Stats {
-        stats(self.shared())
+        stats(self.engine())
     }
 
     /// The counters and reputation of the operation `name`, if any task of it was submitted.
     pub fn operation_stats(&self, name: &str) -> Option<OperationStats> {
-        self.shared().ops.lookup(name).map(operation_stats)
+        self.engine().ops.lookup(name).map(operation_stats)
     }
 
     /// The last `n` (at most [`Builder::history`](crate::Builder::history)) tasks that
@@ -404,19 +460,19 @@ impl Runtime {
     /// # Ok::<(), tokengate::BuildError>(())
     /// ```
     pub fn recent(&self, n: usize) -> Vec<ExecutionRecord> {
-        let shared = self.shared();
+        let engine = self.engine();
         let mut raw = Vec::new();
-        for (worker, w) in shared.workers.iter().enumerate() {
+        for (worker, w) in engine.workers.iter().enumerate() {
             let from = raw.len();
             w.history.read(&mut raw);
             raw[from..].iter_mut().for_each(|r| r.op_worker(worker));
         }
         raw.sort_by(|a, b| b.finished_ns.cmp(&a.finished_ns).then(b.id.cmp(&a.id)));
-        raw.truncate(n.min(shared.settings.history_len));
+        raw.truncate(n.min(engine.settings.history_len));
         raw.into_iter()
             .map(|r| ExecutionRecord {
-                id: TaskId::from_u64(shared.serial, r.id),
-                operation: shared.ops.by_index(r.op).map_or("?", |e| e.name),
+                id: TaskId::from_u64(engine.serial, r.id),
+                operation: engine.ops.by_index(r.op).map_or("?", |e| e.name),
                 worker: r.worker,
                 outcome: r.outcome,
                 queue_wait: Duration::from_nanos(r.wait_ns),

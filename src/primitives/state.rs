@@ -13,9 +13,14 @@
 //!
 //! | from | to | by |
 //! | --- | --- | --- |
-//! | `Admitted` | `Executing` | the worker (or a joining worker, inline) that runs the task |
-//! | `Admitted` | `Killed` / `TimedOut` | `cancel`, `shutdown_now` |
+//! | `Admitted` | `Executing` | the thread that runs the task: its worker, a worker joining it (inline), or a worker that submitted it into a dry ring (without a token) |
+//! | `Admitted` | `Killed` | `cancel`; a worker reaching a task that `shutdown_now`, `kill(id)`, `kill_operation` or `drain_operation` doomed, or whose operation is blocked; `kill`/`kill_operation` at once for a task held by a pause |
+//! | `Admitted` | `TimedOut` | a worker reaching a task past its start deadline; a joiner (not a worker) waiting past it |
 //! | `Executing` | `Completed` / `Failed` | the runner, with `READY` in the same step |
+//!
+//! A refused submission (shut down, blocked operation) gets a slot created already resolved:
+//! `Killed` with `READY` set, no transition at all. No task is ever in `Waiting`: a handle
+//! exists only once its task is admitted (see [`TokenState::Waiting`]).
 
 /// Where a task is in its life. Transitions are atomic and only go forward.
 ///
@@ -33,7 +38,9 @@
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TokenState {
-    /// Created, no token yet.
+    /// Waiting for a token. No handle is ever in this state: `submit` returns the handle
+    /// only once its task is admitted (a submitter waiting for a token has no handle yet).
+    /// The name is the Python original's; it is kept so that the states read as there.
     Waiting = 0,
     /// Holds a token and waits in a mailbox.
     Admitted = 1,
@@ -43,8 +50,9 @@ pub enum TokenState {
     Completed = 3,
     /// Ran and panicked.
     Failed = 4,
-    /// Killed before it started (cancelled, killed by `shutdown_now`, or refused because the
-    /// runtime was shut down); never ran.
+    /// Killed before it started (cancelled; killed by `kill`, `kill_operation`,
+    /// `drain_operation` or `shutdown_now`; dropped unrun because its operation got blocked;
+    /// or refused because the runtime was shut down or the operation is blocked); never ran.
     Killed = 5,
     /// Its deadline passed before it started; never ran.
     TimedOut = 6,

@@ -3,16 +3,14 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::engine::current;
 use crate::error::TaskError;
-use crate::slot::Registration;
+use crate::primitives::{Registration, TokenState};
 use crate::sync::thread;
-use crate::task::{Outcome, TaskId};
-use crate::token::TokenState;
-use crate::worker;
+use crate::task::{OutcomeRef, TaskId};
 
 /// A submitted task: join it for its outcome, await it, or cancel it. Shaped like
 /// `std::thread::JoinHandle`. Dropping the handle does not cancel the task.
@@ -88,7 +86,7 @@ use crate::worker;
 /// ```
 #[must_use = "a task's panic or cancellation is only seen through its handle"]
 pub struct TaskHandle<T> {
-    task: Arc<dyn Outcome<T>>,
+    task: OutcomeRef<T>,
     /// What polling the handle as a future did so far.
     polled: Polled,
 }
@@ -105,7 +103,7 @@ enum Polled {
 }
 
 impl<T> TaskHandle<T> {
-    pub(crate) fn new(task: Arc<dyn Outcome<T>>) -> Self {
+    pub(crate) fn new(task: OutcomeRef<T>) -> Self {
         Self {
             task,
             polled: Polled::Never,
@@ -127,7 +125,7 @@ impl<T> TaskHandle<T> {
             "TaskHandle joined after it was polled to completion"
         );
         let job = self.task.as_job();
-        if worker::with_current(job.meta().runtime, |w| w.join(job)).is_none() {
+        if current::with_current(job.meta().runtime, |w| w.join(job)).is_none() {
             if let Some(deadline) = job.meta().deadline {
                 // Enforce the start deadline here too, in case no worker reaches the task in
                 // time: past it, a task that has not started resolves TimedOut.
@@ -138,7 +136,7 @@ impl<T> TaskHandle<T> {
             }
             // A worker of another runtime keeps serving its own while it waits (its tasks
             // may be what this task waits for); any other thread blocks.
-            if worker::with_any_current(|w| w.wait_helping(job)).is_none() {
+            if current::with_any_current(|w| w.wait_helping(job)).is_none() {
                 job.wait();
             }
         }
@@ -175,14 +173,14 @@ impl<T> TaskHandle<T> {
         if job.is_ready() {
             return true;
         }
-        if worker::with_current(job.meta().runtime, |w| w.run_inline(job)).is_some()
+        if current::with_current(job.meta().runtime, |w| w.run_inline(job)).is_some()
             && job.is_ready()
         {
             return true;
         }
         let Some(deadline) = Instant::now().checked_add(timeout) else {
             // No instant that far away: wait for the outcome, as `join` does.
-            if worker::with_any_current(|w| w.wait_helping(job)).is_none() {
+            if current::with_any_current(|w| w.wait_helping(job)).is_none() {
                 job.wait();
             }
             return true;

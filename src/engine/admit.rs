@@ -1,0 +1,415 @@
+//! Admission, on the submitting thread: take a token (or, on a worker facing a dry ring, run
+//! without one), write the task under it, and hand the token on (dispatch, or hold while
+//! paused). Every submission of the public API comes through here; each returns the task's
+//! [`OutcomeRef`], which the runtime layer wraps into its handle.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::current;
+use super::op_table::OpEntry;
+use super::Engine;
+use crate::error::{TaskError, TrySubmitError};
+use crate::operation::Operation;
+use crate::primitives::{Limiter, Token, TokenState};
+use crate::sync::{fence, Arc, Ordering};
+use crate::task::{self, AdmissionTime, OutcomeRef, Placement, Task, TaskGroup, TaskId, TaskMeta};
+
+/// What [`Engine::admit_dry`] did.
+enum Dry<F, T> {
+    /// A token came home: admit as usual.
+    Token(Token, F),
+    /// The task ran (or was resolved) without a token.
+    Done(OutcomeRef<T>),
+    /// The runtime was shut down meanwhile.
+    Closed(F),
+}
+
+/// The index a task run without a token has in its id, where a token's index would be.
+const NO_TOKEN: u32 = u32::MAX;
+
+impl Engine {
+    /// Admits `func` as a task of `op`. `wait`: block while every token is out (else refuse
+    /// with `Full`).
+    pub(crate) fn admit<F, T>(
+        &self,
+        op: &Operation,
+        func: F,
+        wait: bool,
+    ) -> Result<OutcomeRef<T>, TrySubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        // SAFETY: `F: 'static` and `T: 'static`: nothing to outlive.
+        unsafe { self.admit_unchecked(op, func, wait, None, None) }
+    }
+
+    /// Admits `func`, waiting for a token while every token is out; a refused submission
+    /// (shut down, blocked) gets an outcome resolved with the reason, its closure dropped here.
+    pub(crate) fn submit<F, T>(&self, op: &Operation, func: F) -> OutcomeRef<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        // SAFETY: `F: 'static` and `T: 'static`: nothing to outlive.
+        unsafe { self.submit_unchecked(op, func, None, None) }
+    }
+
+    /// [`submit`](Self::submit) for closures that borrow; see
+    /// [`admit_unchecked`](Self::admit_unchecked). The one place where a refusal becomes the
+    /// error of an outcome.
+    ///
+    /// # Safety
+    ///
+    /// As [`admit_unchecked`](Self::admit_unchecked).
+    pub(crate) unsafe fn submit_unchecked<'a, F, T>(
+        &self,
+        op: &Operation,
+        func: F,
+        broadcast_to: Option<usize>,
+        group: Option<&Arc<TaskGroup>>,
+    ) -> OutcomeRef<T>
+    where
+        F: FnOnce() -> T + Send + 'a,
+        T: Send + 'a,
+    {
+        // SAFETY: forwarded from the caller.
+        match unsafe { self.admit_unchecked(op, func, true, broadcast_to, group) } {
+            Ok(outcome) => outcome,
+            Err(refused) => {
+                let error = match refused {
+                    TrySubmitError::Blocked(_) => TaskError::Blocked,
+                    TrySubmitError::Full(_) | TrySubmitError::ShutDown(_) => TaskError::ShutDown,
+                };
+                // `refused`, with the closure, was dropped by the match above: unrun, while
+                // whatever it borrows is alive.
+                self.refused(op, error)
+            }
+        }
+    }
+
+    /// [`admit`](Self::admit) for closures that borrow. `broadcast_to`: only that worker may
+    /// run the task (a broadcast run). `group`: the scope or broadcast the task belongs to.
+    ///
+    /// # Safety
+    ///
+    /// As [`task::erase`]: unless `F` and `T` are `'static`, the task must belong to `group`,
+    /// and the caller must not let `'a` end before the group is empty.
+    pub(crate) unsafe fn admit_unchecked<'a, F, T>(
+        &self,
+        op: &Operation,
+        func: F,
+        wait: bool,
+        broadcast_to: Option<usize>,
+        group: Option<&Arc<TaskGroup>>,
+    ) -> Result<OutcomeRef<T>, TrySubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'a,
+        T: Send + 'a,
+    {
+        if self.is_closed() {
+            return Err(TrySubmitError::ShutDown(func));
+        }
+        let entry = self.ops.entry(op);
+        if op.get_concurrency_limit().is_some() {
+            entry.limiter_for(op);
+        }
+        if entry.is_blocked() {
+            let counters = entry.counters.stripe(self.stripe());
+            self.stripe().add(&counters.blocked, 1);
+            return Err(TrySubmitError::Blocked(func));
+        }
+        let placement = Placement {
+            broadcast_to,
+            home: broadcast_to.or_else(|| self.sticky_home(op)),
+        };
+        let (token, func) = match self.ring.try_take() {
+            Some(token) => (token, func),
+            None if !wait => return Err(TrySubmitError::Full(func)),
+            // SAFETY: forwarded from the caller.
+            None => match unsafe { self.admit_dry(op, entry, func, placement, group) } {
+                Dry::Token(token, func) => (token, func),
+                Dry::Done(outcome) => return Ok(outcome),
+                Dry::Closed(func) => return Err(TrySubmitError::ShutDown(func)),
+            },
+        };
+        // ORDERING: SeqCst fence between taking the token and reading `closed`, paired with
+        // the fence in `close` between setting `closed` and counting the tokens home: either
+        // we see `closed` and give the token back, or `close` sees our token out and waits
+        // for this task to finish.
+        fence(Ordering::SeqCst);
+        // ORDERING: Relaxed, ordered by the fence.
+        if self.closed.load(Ordering::Relaxed) {
+            self.ring.give_back(token);
+            return Err(TrySubmitError::ShutDown(func));
+        }
+        let time = self.admission_time(op);
+        let stripe = self.stripe();
+        stripe.add(&entry.counters.stripe(stripe).submitted, 1);
+        // SAFETY: forwarded from the caller.
+        let outcome = unsafe { self.install(&token, op, entry, func, time, placement, group) };
+        if broadcast_to.is_none() && (self.is_paused() || entry.is_paused()) {
+            self.hold(token);
+        } else {
+            self.dispatch(token);
+        }
+        Ok(outcome)
+    }
+
+    /// Writes the task of `func` under `token` (which the caller holds and has not handed on)
+    /// and returns its outcome.
+    ///
+    /// # Safety
+    ///
+    /// As [`admit_unchecked`](Self::admit_unchecked).
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn install<'a, F, T>(
+        &self,
+        token: &Token,
+        op: &Operation,
+        entry: &OpEntry,
+        func: F,
+        time: AdmissionTime,
+        placement: Placement,
+        group: Option<&Arc<TaskGroup>>,
+    ) -> OutcomeRef<T>
+    where
+        F: FnOnce() -> T + Send + 'a,
+        T: Send + 'a,
+    {
+        let held = self.tokens.held(token);
+        let id = TaskId::new(self.serial, held.next_generation(), token.index() as u32);
+        let meta = TaskMeta::new(id, self.id(), op, Some(entry.tag()), time, placement, group);
+        // SAFETY: forwarded from the caller (`group` is the task's group).
+        let (outcome, job) = unsafe { task::erase(Task::new(meta, func)) };
+        // The hand-over of the token that follows publishes the job.
+        held.put_job(job);
+        outcome
+    }
+
+    /// Admits every closure of `funcs` as a task of `op`, pushing `wrap` of each outcome onto
+    /// `out`, in order; in chunks that share the fixed costs: one operation lookup, one fence
+    /// and one clock read per chunk, the chunk spread over the eligible workers, each woken
+    /// once. Waits for tokens like `admit` (after handing on what it holds). Refused closures
+    /// (shutdown, blocked) get resolved outcomes.
+    pub(crate) fn admit_batch<I, F, T, H>(
+        &self,
+        op: &Operation,
+        funcs: I,
+        out: &mut Vec<H>,
+        wrap: impl Fn(OutcomeRef<T>) -> H,
+    ) where
+        I: Iterator<Item = F>,
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        const CHUNK: usize = 64;
+        let mut funcs = funcs;
+        let mut pending: VecDeque<F> = VecDeque::new();
+        let mut tokens: Vec<Token> = Vec::with_capacity(CHUNK);
+        let fixed_route = op.get_sticky().is_some();
+        let one_by_one = |f: F, out: &mut Vec<H>| out.push(wrap(self.submit(op, f)));
+        loop {
+            pending.extend(funcs.by_ref().take(CHUNK - pending.len()));
+            if pending.is_empty() {
+                return;
+            }
+            let entry = self.ops.entry(op);
+            if op.get_concurrency_limit().is_some() {
+                entry.limiter_for(op);
+            }
+            if fixed_route || self.is_closed() || entry.is_blocked() {
+                // Sticky: each key has its own worker. Refused: `admit` refuses and counts.
+                pending.drain(..).for_each(|f| one_by_one(f, out));
+                continue;
+            }
+            while tokens.len() < pending.len() {
+                match self.ring.try_take() {
+                    Some(t) => tokens.push(t),
+                    None => break,
+                }
+            }
+            if tokens.is_empty() {
+                // Dry ring: the single path waits for a token (or runs in place on a worker).
+                if let Some(f) = pending.pop_front() {
+                    one_by_one(f, out);
+                }
+                continue;
+            }
+            // ORDERING: SeqCst fence between taking the tokens and reading `closed`, as in
+            // `admit_unchecked` (one fence orders all the takes before it).
+            fence(Ordering::SeqCst);
+            // ORDERING: Relaxed, ordered by the fence.
+            if self.closed.load(Ordering::Relaxed) {
+                for t in tokens.drain(..) {
+                    self.ring.give_back(t);
+                }
+                continue; // refused one by one above
+            }
+            let time = self.admission_time(op);
+            let stripe = self.stripe();
+            stripe.add(
+                &entry.counters.stripe(stripe).submitted,
+                tokens.len() as u64,
+            );
+            for t in &tokens {
+                let Some(f) = pending.pop_front() else {
+                    unreachable!("at most one token per pending closure")
+                };
+                let placement = Placement::default();
+                // SAFETY: `F: 'static` and `T: 'static`.
+                out.push(wrap(unsafe {
+                    self.install(t, op, entry, f, time, placement, None)
+                }));
+            }
+            if self.is_paused() || entry.is_paused() {
+                tokens.drain(..).for_each(|t| self.hold(t));
+            } else {
+                self.spread(op.get_weight(), &mut tokens);
+            }
+        }
+    }
+
+    /// When a task of `op` admitted now was submitted (runtime clock, if timings are on) and
+    /// its start deadline.
+    #[inline]
+    fn admission_time(&self, op: &Operation) -> AdmissionTime {
+        AdmissionTime {
+            ns: if self.settings.timings {
+                self.clock.now_ns()
+            } else {
+                0
+            },
+            deadline: op
+                .get_deadline()
+                .and_then(|d| Instant::now().checked_add(d)),
+        }
+    }
+
+    /// Admission when the ring is dry and the caller may wait. A thread that is not a worker
+    /// waits for a token (parked). A worker must not: every token may be held by tasks nested
+    /// on the workers' own stacks (a join inside a task, a task waiting for a concurrency
+    /// permit), so it runs the task without a token: in place when it may run it, else
+    /// handed to the worker that must run it (`Handoffs`), helping with other work until it
+    /// has run. Either way the outcome is ready when this returns, so such tasks are bounded
+    /// by the stack frames blocked here. A limited task first takes a permit without a token
+    /// (`Limiter::try_acquire`), helping until one is free or a token comes home. A worker of
+    /// another runtime helps its own runtime while it waits for a token of this one.
+    ///
+    /// # Safety
+    ///
+    /// As [`admit_unchecked`](Self::admit_unchecked).
+    #[cold]
+    unsafe fn admit_dry<'a, F, T>(
+        &self,
+        op: &Operation,
+        entry: &OpEntry,
+        func: F,
+        placement: Placement,
+        group: Option<&Arc<TaskGroup>>,
+    ) -> Dry<F, T>
+    where
+        F: FnOnce() -> T + Send + 'a,
+        T: Send + 'a,
+    {
+        let limiter = if op.get_concurrency_limit().is_some() {
+            entry.limiter.get()
+        } else {
+            None
+        };
+        loop {
+            if let Some(token) = self.ring.try_take() {
+                return Dry::Token(token, func);
+            }
+            if self.is_closed() {
+                return Dry::Closed(func);
+            }
+            let token_or_closed = || self.ring.available() != 0 || self.is_closed();
+            if current::is_worker_of(self.id()) {
+                match limiter {
+                    Some(l) if !l.try_acquire() => {
+                        current::with_current(self.id(), |w| {
+                            w.help_until(|| token_or_closed() || l.has_free_permit(), false)
+                        });
+                    }
+                    _ => {
+                        // SAFETY: forwarded from the caller.
+                        let outcome = unsafe {
+                            self.run_tokenless(op, entry, func, placement, group, limiter)
+                        };
+                        return Dry::Done(outcome);
+                    }
+                }
+            } else if current::with_any_current(|w| w.help_until(token_or_closed, false)).is_none()
+            {
+                return match self.ring.take_or(|| self.is_closed()) {
+                    Some(token) => Dry::Token(token, func),
+                    None => Dry::Closed(func),
+                };
+            }
+        }
+    }
+
+    /// Runs `func` without a token on behalf of the calling worker (see
+    /// [`admit_dry`](Self::admit_dry)): in place, or on its home worker, which it is handed
+    /// to; returns once it has run (or was resolved without running: killed, timed out). A
+    /// limiter given holds a permit for it, released here.
+    ///
+    /// # Safety
+    ///
+    /// As [`admit_unchecked`](Self::admit_unchecked).
+    #[cold]
+    unsafe fn run_tokenless<'a, F, T>(
+        &self,
+        op: &Operation,
+        entry: &OpEntry,
+        func: F,
+        placement: Placement,
+        group: Option<&Arc<TaskGroup>>,
+        permit: Option<&Limiter>,
+    ) -> OutcomeRef<T>
+    where
+        F: FnOnce() -> T + Send + 'a,
+        T: Send + 'a,
+    {
+        // ORDERING: Relaxed: a counter for unique ids only.
+        let n = self.inline_ids.fetch_add(1, Ordering::Relaxed);
+        let id = TaskId::new(self.serial, n, NO_TOKEN);
+        let time = self.admission_time(op);
+        let meta = TaskMeta::new(id, self.id(), op, Some(entry.tag()), time, placement, group);
+        let stripe = self.stripe();
+        stripe.add(&entry.counters.stripe(stripe).submitted, 1);
+        // SAFETY: forwarded from the caller.
+        let (outcome, job) = unsafe { task::erase(Task::new(meta, func)) };
+        let me = current::current_index(self.id());
+        match placement.home {
+            Some(home) if Some(home) != me => {
+                self.workers[home].handoffs.push(job.clone());
+                self.workers[home].sleeper.wake();
+                current::with_current(self.id(), |w| w.wait_helping(&*job));
+            }
+            _ => {
+                current::with_current(self.id(), |w| w.run_tokenless(&*job));
+            }
+        }
+        if let Some(next) = permit.and_then(|l| l.release()) {
+            self.tokens.held(&next).give_permit();
+            self.dispatch(next);
+        }
+        outcome
+    }
+
+    /// An outcome already resolved with `error`: a refused submission of `op`, which never
+    /// ran and has no entry in the operation table.
+    fn refused<'a, T: Send + 'a>(&self, op: &Operation, error: TaskError) -> OutcomeRef<T> {
+        let id = TaskId::new(self.serial, 0, NO_TOKEN);
+        let (time, placement) = (AdmissionTime::default(), Placement::default());
+        let meta = TaskMeta::new(id, self.id(), op, None, time, placement, None);
+        let task = Task::<fn() -> T, T>::resolved(meta, error, TokenState::Killed);
+        // SAFETY: the task holds no closure and no value of `T`, only the error: nothing in it
+        // borrows from `'a`.
+        unsafe { task::erase(task) }.0
+    }
+}

@@ -1,0 +1,86 @@
+//! Which worker of which runtime the calling thread is: a thread-local that a worker sets for
+//! its whole life. Joins, submissions and scopes ask it whether they run on a worker (which
+//! then helps instead of blocking) and on which.
+
+use std::cell::Cell;
+
+use super::worker::Worker;
+use crate::sync::thread_local;
+
+/// (runtime id, worker) of the worker running on this thread, if any.
+type Current = Cell<Option<(usize, *const Worker)>>;
+
+#[cfg(not(loom))]
+thread_local! {
+    static CURRENT: Current = const { Cell::new(None) };
+}
+
+// loom's `thread_local!` does not accept the `const { .. }` form.
+#[cfg(loom)]
+thread_local! {
+    static CURRENT: Current = Cell::new(None);
+}
+
+/// Marks the calling thread as `worker` of the runtime `runtime` until [`leave`]. Called by
+/// [`Worker::run`] with the worker it owns, which outlives the mark.
+pub(super) fn enter(runtime: usize, worker: &Worker) {
+    CURRENT.with(|c| c.set(Some((runtime, worker as *const Worker))));
+}
+
+/// Clears the mark of [`enter`]; called before the worker is dropped.
+pub(super) fn leave() {
+    CURRENT.with(|c| c.set(None));
+}
+
+/// Calls `f` with the calling thread's worker and its runtime's id, if it is a worker.
+#[inline]
+fn with_worker<R>(f: impl FnOnce(Option<(usize, &Worker)>) -> R) -> R {
+    let current = CURRENT.with(|c| c.get());
+    // SAFETY: `CURRENT` holds a pointer only while the `Worker` it points to is alive on this
+    // very thread: `Worker::run` owns the worker for the thread's whole life and marks it
+    // (`enter`) after it starts and unmarks it (`leave`) before it returns. The reference
+    // does not outlive `f`.
+    f(current.map(|(runtime, w)| (runtime, unsafe { &*w })))
+}
+
+/// The index of the worker the calling thread is, if it is a tokengate worker (of any
+/// runtime).
+///
+/// # Examples
+///
+/// ```
+/// let rt = tokengate::Runtime::builder().workers(1).pin(false).build()?;
+/// assert_eq!(tokengate::current_worker(), None);
+/// assert_eq!(rt.spawn(tokengate::current_worker).join(), Ok(Some(0)));
+/// # Ok::<(), tokengate::BuildError>(())
+/// ```
+pub fn current_worker() -> Option<usize> {
+    with_worker(|current| current.map(|(_, w)| w.index()))
+}
+
+/// Calls `f` with the calling thread's worker, of whichever runtime.
+#[inline]
+pub(crate) fn with_any_current<R>(f: impl FnOnce(&Worker) -> R) -> Option<R> {
+    with_worker(|current| current.map(|(_, w)| f(w)))
+}
+
+/// Calls `f` with the calling thread's worker if it is a worker of runtime `runtime`.
+#[inline]
+pub(crate) fn with_current<R>(runtime: usize, f: impl FnOnce(&Worker) -> R) -> Option<R> {
+    with_worker(|current| match current {
+        Some((rt, w)) if rt == runtime => Some(f(w)),
+        _ => None,
+    })
+}
+
+/// The index of the calling thread's worker, if it is a worker of runtime `runtime`.
+#[inline]
+pub(crate) fn current_index(runtime: usize) -> Option<usize> {
+    with_current(runtime, |w| w.index())
+}
+
+/// Whether the calling thread is a worker of runtime `runtime`.
+#[inline]
+pub(crate) fn is_worker_of(runtime: usize) -> bool {
+    current_index(runtime).is_some()
+}

@@ -1,0 +1,170 @@
+//! Dispatch: which worker gets an admitted token, and waking it. A task with a home (sticky,
+//! broadcast) goes to its home worker's own queue; any other to the submitting worker
+//! (locality) or the least loaded worker allowed for its weight, whose sleeper is woken (or,
+//! if it is awake, a sleeping worker that may steal it). Tasks run without a token go through
+//! [`Handoffs`] instead.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use super::current;
+use super::Engine;
+use crate::operation::{Operation, Weight};
+use crate::primitives::Token;
+use crate::sync::{AtomicUsize, Mutex, Ordering};
+use crate::task::JobRef;
+
+/// Tasks that another worker submitted without a token and that only this worker may run
+/// (sticky tasks homed here, broadcast runs for it), handed over when the ring was dry.
+///
+/// A worker that submits into a dry ring must not wait for a token: every token may be held
+/// by tasks nested on the workers' own stacks. It runs the task in place when it may; a task
+/// that must run elsewhere comes here instead, and its submitter helps with other work until
+/// it has run. Each entry is a blocked submitter's, so the queue holds at most one task per
+/// such stack frame. Only this dry-ring path touches it, never the hot path: a lock is fine,
+/// and `len` lets the worker skip the lock when it is empty.
+#[derive(Default)]
+pub(crate) struct Handoffs {
+    jobs: Mutex<VecDeque<JobRef>>,
+    len: AtomicUsize,
+}
+
+impl Handoffs {
+    pub(crate) fn push(&self, job: JobRef) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.push_back(job);
+        // ORDERING: Relaxed: a hint, written under the lock; the worker is woken after this
+        // (the wake's fence orders it) and takes the job under the lock.
+        self.len.store(jobs.len(), Ordering::Relaxed);
+    }
+
+    /// Takes the oldest job, skipping sticky ones while `sticky_allowed` is false.
+    pub(crate) fn pop(&self, sticky_allowed: bool) -> Option<JobRef> {
+        // ORDERING: Relaxed: a hint, see `push`.
+        if self.len.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let at = jobs
+            .iter()
+            .position(|j| sticky_allowed || j.meta().sticky.is_none())?;
+        let job = jobs.remove(at);
+        // ORDERING: Relaxed, see `push`.
+        self.len.store(jobs.len(), Ordering::Relaxed);
+        job
+    }
+
+    /// How many jobs wait (a hint).
+    pub(crate) fn len(&self) -> usize {
+        // ORDERING: Relaxed, see `push`.
+        self.len.load(Ordering::Relaxed)
+    }
+
+    /// Whether a job is waiting that [`pop`](Self::pop) would take.
+    pub(crate) fn has_runnable(&self, sticky_allowed: bool) -> bool {
+        // ORDERING: Relaxed, see `push`.
+        self.len.load(Ordering::Relaxed) != 0
+            && self
+                .jobs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|j| sticky_allowed || j.meta().sticky.is_none())
+    }
+}
+
+impl fmt::Debug for Handoffs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handoffs")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Routes an admitted token to a worker and wakes whoever should run it: its home worker
+    /// for sticky and broadcast tasks; else locality, then the least-loaded allowed worker.
+    #[inline]
+    pub(crate) fn dispatch(&self, token: Token) {
+        let (weight, broadcast_to, home) = self.tokens.held(&token).with_job(|job| {
+            let m = job.meta();
+            (m.weight, m.broadcast_to, m.home)
+        });
+        if let Some(target) = home {
+            let queue = match broadcast_to {
+                Some(_) => &self.workers[target].broadcasts,
+                None => &self.workers[target].sticky,
+            };
+            // A worker's own queues have room for every token of the ring.
+            queue.push_bounded_by_caller(token);
+            self.workers[target].sleeper.wake();
+            return;
+        }
+        let target = match current::current_index(self.id()) {
+            // Locality: a task submitted by a worker stays with it, if it may run it.
+            Some(me) if self.routes.may_run(me, weight) => me,
+            _ => self.routes.least_loaded(weight, |w| self.load(w, weight)),
+        };
+        self.workers[target].mailbox.push(weight, token);
+        if !self.workers[target].sleeper.wake() {
+            // The target is awake, perhaps busy for long: let a sleeping worker steal.
+            // ORDERING: Relaxed, ordered by the SeqCst fence inside `wake` above, paired with
+            // the fence of a worker going to sleep (see `sleep.md`).
+            if self.sleepers.load(Ordering::Relaxed) != 0 {
+                self.wake_one_thief(weight, target);
+            }
+        }
+    }
+
+    /// Pushes `tokens` (all of `weight`, no home) round-robin over the eligible workers,
+    /// then wakes each worker that got some (or a thief, if it is awake).
+    pub(crate) fn spread(&self, weight: Weight, tokens: &mut Vec<Token>) {
+        let eligible = self.routes.eligible(weight);
+        let n = eligible.len();
+        let first = self.routes.least_loaded(weight, |w| self.load(w, weight));
+        let start = eligible.iter().position(|&w| w == first).unwrap_or(0);
+        let used = n.min(tokens.len());
+        for (i, t) in tokens.drain(..).enumerate() {
+            self.workers[eligible[(start + i) % n]]
+                .mailbox
+                .push(weight, t);
+        }
+        for k in 0..used {
+            let target = eligible[(start + k) % n];
+            // ORDERING: Relaxed, ordered by the SeqCst fence inside `wake`, as in `dispatch`.
+            if !self.workers[target].sleeper.wake() && self.sleepers.load(Ordering::Relaxed) != 0 {
+                self.wake_one_thief(weight, target);
+            }
+        }
+    }
+
+    /// The home worker of a task of `op` if `op` is sticky: its key's, among the workers
+    /// allowed for its weight.
+    #[inline]
+    pub(crate) fn sticky_home(&self, op: &Operation) -> Option<usize> {
+        let key = op.get_sticky()?;
+        let eligible = self.routes.eligible(op.get_weight());
+        Some(eligible[(key % eligible.len() as u64) as usize])
+    }
+
+    /// How much runs on `worker` before a new task of `weight` would: the task it is busy
+    /// with plus the tasks queued in lanes of at least `weight`'s priority.
+    #[inline]
+    fn load(&self, worker: usize, weight: Weight) -> usize {
+        let w = &self.workers[worker];
+        let queued: usize = Weight::ALL[..=weight.lane()]
+            .iter()
+            .map(|&lane| w.mailbox.len(lane))
+            .sum();
+        queued + w.sleeper.is_busy() as usize
+    }
+
+    #[cold]
+    fn wake_one_thief(&self, weight: Weight, except: usize) {
+        for &w in self.routes.eligible(weight) {
+            if w != except && self.workers[w].sleeper.wake() {
+                return;
+            }
+        }
+    }
+}

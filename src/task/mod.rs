@@ -1,0 +1,262 @@
+//! A submitted task: its [`TaskSlot`] plus what the runtime knows about it ([`TaskMeta`]),
+//! behind the two type-erased views the runtime needs: [`Job`] for workers (no types) and
+//! [`Outcome<T>`] for handles (the output type only); and [`erase`], the one place where a
+//! task's borrow is erased.
+
+mod group;
+mod id;
+
+use std::sync::Arc as StdArc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use crate::error::TaskError;
+use crate::operation::{Operation, Weight};
+use crate::primitives::{Registration, TaskSlot, TokenState};
+use crate::sync::{Arc, AtomicBool, Ordering};
+
+pub(crate) use group::{GroupMember, TaskGroup};
+pub(crate) use id::next_runtime_serial;
+pub use id::TaskId;
+
+/// Where a task must run, when routing may not choose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Placement {
+    /// A broadcast run: only this worker may run it, from its broadcast queue.
+    pub(crate) broadcast_to: Option<usize>,
+    /// The worker it must run on: `broadcast_to`, or its sticky key's worker (its home).
+    pub(crate) home: Option<usize>,
+}
+
+/// When a task was admitted, on its runtime's clock (0 when timings are off), and the
+/// instant by which it must start, if its operation has a deadline. The default (0, none) is
+/// that of a task refused at admission.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AdmissionTime {
+    pub(crate) ns: u64,
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// The operation index of a task that has no entry in its runtime's table (refused).
+const NO_OPERATION: u32 = u32::MAX;
+
+/// What the runtime records about a task besides its slot.
+#[derive(Debug)]
+pub(crate) struct TaskMeta {
+    pub(crate) id: TaskId,
+    pub(crate) operation: &'static str,
+    /// Identity of the runtime that admitted it (the address of its engine), so that a
+    /// worker joining the task knows whether it may run it inline.
+    pub(crate) runtime: usize,
+    /// Index of its operation in the runtime's operation table.
+    pub(crate) op: u32,
+    /// The operation's kill epoch at admission (see `OpEntry::epoch`).
+    pub(crate) epoch: u32,
+    pub(crate) weight: Weight,
+    pub(crate) sticky: Option<u64>,
+    /// Only this worker may run it (a broadcast run).
+    pub(crate) broadcast_to: Option<usize>,
+    /// The worker it must run on: `broadcast_to`, or its sticky key's worker.
+    pub(crate) home: Option<usize>,
+    /// Admission time on the runtime's clock (0 when timings are off).
+    pub(crate) submitted_ns: u64,
+    /// Start deadline, if its operation has one.
+    pub(crate) deadline: Option<Instant>,
+    /// Its operation has a concurrency limit: it runs only with a permit.
+    pub(crate) limited: bool,
+    /// Asked to stop: a kill or cancel that came while it was running, so a retry loop stops
+    /// between attempts.
+    pub(crate) stop: AtomicBool,
+    /// The scope or broadcast it belongs to; declared last so that it is dropped after
+    /// everything else of the task.
+    pub(crate) _group: Option<GroupMember>,
+}
+
+impl TaskMeta {
+    /// The metadata of task `id` of `op`, admitted by the runtime `runtime`. `entry`: the
+    /// index of its operation in the runtime's table and that operation's kill epoch at
+    /// admission (`None` for a refused task, which has no entry). `group`: the scope or
+    /// broadcast it belongs to, which counts it as a member from here on.
+    pub(crate) fn new(
+        id: TaskId,
+        runtime: usize,
+        op: &Operation,
+        entry: Option<(u32, u32)>,
+        time: AdmissionTime,
+        placement: Placement,
+        group: Option<&Arc<TaskGroup>>,
+    ) -> Self {
+        let (index, epoch) = entry.unwrap_or((NO_OPERATION, 0));
+        Self {
+            id,
+            operation: op.name(),
+            runtime,
+            op: index,
+            epoch,
+            weight: op.get_weight(),
+            sticky: op.get_sticky(),
+            broadcast_to: placement.broadcast_to,
+            home: placement.home,
+            submitted_ns: time.ns,
+            deadline: time.deadline,
+            limited: op.get_concurrency_limit().is_some(),
+            stop: AtomicBool::new(false),
+            _group: group.map(TaskGroup::member),
+        }
+    }
+
+    /// Whether a kill, cancel or shutdown asked the running task to stop retrying.
+    pub(crate) fn stop_requested(&self) -> bool {
+        // ORDERING: Relaxed: a request, checked between attempts.
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn request_stop(&self) {
+        // ORDERING: Relaxed, see `stop_requested`.
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A task's allocation. Fields drop in declaration order: the slot (closure, output, waiter)
+/// first, then the metadata, whose group member goes last.
+pub(crate) struct Task<F, T> {
+    slot: TaskSlot<F, T>,
+    meta: TaskMeta,
+}
+
+impl<F: FnOnce() -> T, T> Task<F, T> {
+    pub(crate) fn new(meta: TaskMeta, func: F) -> Self {
+        Self {
+            slot: TaskSlot::new(func),
+            meta,
+        }
+    }
+
+    pub(crate) fn resolved(meta: TaskMeta, error: TaskError, lifecycle: TokenState) -> Self {
+        Self {
+            slot: TaskSlot::resolved(error, lifecycle),
+            meta,
+        }
+    }
+}
+
+/// The worker's view of a task: run it or kill it.
+pub(crate) trait Job: Send + Sync {
+    fn meta(&self) -> &TaskMeta;
+    /// Runs the task here unless it ran or was killed already, calling `before_publish` with
+    /// the final state just before the outcome becomes visible; returns whether it ran.
+    fn run_then(&self, before_publish: &mut dyn FnMut(TokenState)) -> bool;
+    /// Resolves the task without running it, if it has not started.
+    fn abandon(&self, error: TaskError, lifecycle: TokenState) -> bool;
+    fn is_ready(&self) -> bool;
+    fn state(&self) -> TokenState;
+    fn register_waiter(&self) -> Registration;
+    fn unregister_waiter(&self);
+    /// Blocks until the outcome is ready.
+    fn wait(&self);
+}
+
+/// The handle's view of a task: the [`Job`] view plus the outcome.
+pub(crate) trait Outcome<T>: Job {
+    fn take_output(&self) -> Option<Result<T, TaskError>>;
+    /// Polls the outcome as a future; see [`TaskSlot::poll_output`].
+    fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>>;
+    /// Withdraws the waker of a future dropped before its outcome arrived.
+    fn unregister_waker(&self);
+    fn as_job(&self) -> &dyn Job;
+}
+
+/// A type-erased, shared task, as the token table and workers hold it.
+pub(crate) type JobRef = StdArc<dyn Job>;
+
+/// A type-erased, shared task, as its handle holds it.
+pub(crate) type OutcomeRef<T> = StdArc<dyn Outcome<T>>;
+
+/// Wraps `task` for the runtime: its handle's view and its workers' view, with the borrow
+/// `'a` erased from both.
+///
+/// # Safety
+///
+/// Nothing the task borrows for `'a` may end before the task's allocation is dropped (its
+/// closure has run or was dropped unrun, its output was taken or dropped). Either `'a` is
+/// `'static`, or the task belongs to a [`TaskGroup`] (its `TaskMeta::_group`) whose owner does not
+/// let `'a` end before the group is empty (`scope`, `broadcast`); a task that ran to its end
+/// before this call holds no closure, and its output is then the handle's to take or drop.
+pub(crate) unsafe fn erase<'a, F, T>(task: Task<F, T>) -> (OutcomeRef<T>, JobRef)
+where
+    F: FnOnce() -> T + Send + 'a,
+    T: Send + 'a,
+{
+    let task: StdArc<dyn Outcome<T> + 'a> = StdArc::new(task);
+    let job: StdArc<dyn Job + 'a> = task.clone();
+    // SAFETY: the two types differ only in the lifetime bound of the trait object; the caller
+    // guarantees that no borrow for `'a` is used after `'a` ends (see above).
+    unsafe {
+        (
+            std::mem::transmute::<StdArc<dyn Outcome<T> + 'a>, OutcomeRef<T>>(task),
+            std::mem::transmute::<StdArc<dyn Job + 'a>, JobRef>(job),
+        )
+    }
+}
+
+impl<F, T> Job for Task<F, T>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    fn meta(&self) -> &TaskMeta {
+        &self.meta
+    }
+
+    #[inline]
+    fn run_then(&self, before_publish: &mut dyn FnMut(TokenState)) -> bool {
+        self.slot.run_then(before_publish)
+    }
+
+    fn abandon(&self, error: TaskError, lifecycle: TokenState) -> bool {
+        self.slot.abandon(error, lifecycle)
+    }
+
+    #[inline]
+    fn is_ready(&self) -> bool {
+        self.slot.is_ready()
+    }
+
+    fn state(&self) -> TokenState {
+        self.slot.state()
+    }
+
+    fn register_waiter(&self) -> Registration {
+        self.slot.register_waiter()
+    }
+
+    fn unregister_waiter(&self) {
+        self.slot.unregister_waiter()
+    }
+
+    fn wait(&self) {
+        self.slot.wait()
+    }
+}
+
+impl<F, T> Outcome<T> for Task<F, T>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    fn take_output(&self) -> Option<Result<T, TaskError>> {
+        self.slot.take_output()
+    }
+
+    fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>> {
+        self.slot.poll_output(cx)
+    }
+
+    fn unregister_waker(&self) {
+        self.slot.unregister_waker()
+    }
+
+    fn as_job(&self) -> &dyn Job {
+        self
+    }
+}
