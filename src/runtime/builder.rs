@@ -138,8 +138,9 @@ impl Builder {
     }
 
     /// Blocks an operation that failed more than 90 % of at least 10 attempts: its
-    /// submissions then resolve [`TaskError::Blocked`] (and `try_submit` hands the closure
-    /// back) until [`Runtime::unblock_operation`]. Default `false`.
+    /// submissions then resolve [`TaskError::Blocked`](crate::TaskError::Blocked) (and
+    /// `try_submit` hands the closure back) until [`Runtime::unblock_operation`]. Default
+    /// `false`.
     ///
     /// # Examples
     ///

@@ -26,7 +26,7 @@ mod stats;
 use std::fmt;
 
 use crate::engine::{current, retry, Engine};
-use crate::error::{BuildError, TrySubmitError};
+use crate::error::{BuildError, TaskError, TrySubmitError};
 use crate::operation::Operation;
 use crate::sync::{thread, Arc, Mutex};
 
@@ -367,7 +367,7 @@ fn assert_send_sync() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Runtime>();
     send_sync::<TaskHandle<u8>>();
-    fn unpin_future<F: std::future::Future<Output = Result<u8, crate::TaskError>> + Unpin>() {}
+    fn unpin_future<F: std::future::Future<Output = Result<u8, TaskError>> + Unpin>() {}
     unpin_future::<TaskHandle<u8>>();
     send_sync::<crate::primitives::TokenRing>();
     send_sync::<crate::primitives::Mailbox>();
