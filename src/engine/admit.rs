@@ -12,8 +12,8 @@ use super::Engine;
 use crate::error::{TaskError, TrySubmitError};
 use crate::operation::Operation;
 use crate::primitives::{Limiter, Token, TokenState};
-use crate::sync::{fence, Arc, Ordering};
-use crate::task::{self, AdmissionTime, OutcomeRef, Placement, Task, TaskGroup, TaskId, TaskMeta};
+use crate::sync::{fence, Ordering};
+use crate::task::{self, AdmissionTime, OutcomeRef, Placement, Task, TaskId, TaskMeta};
 
 /// What [`Engine::admit_dry`] did.
 enum Dry<F, T> {
@@ -42,7 +42,7 @@ impl Engine {
         T: Send + 'static,
     {
         // SAFETY: `F: 'static` and `T: 'static`: nothing to outlive.
-        unsafe { self.admit_unchecked(op, func, wait, None, None) }
+        unsafe { self.admit_unchecked(op, func, wait, None) }
     }
 
     /// Admits `func`, waiting for a token while every token is out; a refused submission
@@ -53,7 +53,7 @@ impl Engine {
         T: Send + 'static,
     {
         // SAFETY: `F: 'static` and `T: 'static`: nothing to outlive.
-        unsafe { self.submit_unchecked(op, func, None, None) }
+        unsafe { self.submit_unchecked(op, func, None) }
     }
 
     /// [`submit`](Self::submit) for closures that borrow; see
@@ -68,14 +68,13 @@ impl Engine {
         op: &Operation,
         func: F,
         broadcast_to: Option<usize>,
-        group: Option<&Arc<TaskGroup>>,
     ) -> OutcomeRef<T>
     where
         F: FnOnce() -> T + Send + 'a,
         T: Send + 'a,
     {
         // SAFETY: forwarded from the caller.
-        match unsafe { self.admit_unchecked(op, func, true, broadcast_to, group) } {
+        match unsafe { self.admit_unchecked(op, func, true, broadcast_to) } {
             Ok(outcome) => outcome,
             Err(refused) => {
                 let error = match refused {
@@ -90,19 +89,18 @@ impl Engine {
     }
 
     /// [`admit`](Self::admit) for closures that borrow. `broadcast_to`: only that worker may
-    /// run the task (a broadcast run). `group`: the scope or broadcast the task belongs to.
+    /// run the task (a broadcast run).
     ///
     /// # Safety
     ///
-    /// As [`task::erase`]: unless `F` and `T` are `'static`, the task must belong to `group`,
-    /// and the caller must not let `'a` end before the group is empty.
+    /// As [`task::erase`]: unless `F` and `T` are `'static`, the caller must not let `'a` end
+    /// while the task's closure or output may still be used or dropped.
     pub(crate) unsafe fn admit_unchecked<'a, F, T>(
         &self,
         op: &Operation,
         func: F,
         wait: bool,
         broadcast_to: Option<usize>,
-        group: Option<&Arc<TaskGroup>>,
     ) -> Result<OutcomeRef<T>, TrySubmitError<F>>
     where
         F: FnOnce() -> T + Send + 'a,
@@ -128,7 +126,7 @@ impl Engine {
             Some(token) => (token, func),
             None if !wait => return Err(TrySubmitError::Full(func)),
             // SAFETY: forwarded from the caller.
-            None => match unsafe { self.admit_dry(op, entry, func, placement, group) } {
+            None => match unsafe { self.admit_dry(op, entry, func, placement) } {
                 Dry::Token(token, func) => (token, func),
                 Dry::Done(outcome) => return Ok(outcome),
                 Dry::Closed(func) => return Err(TrySubmitError::ShutDown(func)),
@@ -148,7 +146,7 @@ impl Engine {
         let stripe = self.stripe();
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: forwarded from the caller.
-        let outcome = unsafe { self.install(&token, op, entry, func, time, placement, group) };
+        let outcome = unsafe { self.install(&token, op, entry, func, time, placement) };
         if broadcast_to.is_none() && (self.is_paused() || entry.is_paused()) {
             self.hold(token);
         } else {
@@ -173,7 +171,6 @@ impl Engine {
         func: F,
         time: AdmissionTime,
         placement: Placement,
-        group: Option<&Arc<TaskGroup>>,
     ) -> OutcomeRef<T>
     where
         F: FnOnce() -> T + Send + 'a,
@@ -181,8 +178,8 @@ impl Engine {
     {
         let held = self.tokens.held(token);
         let id = TaskId::new(self.serial, held.next_generation(), token.index() as u32);
-        let meta = TaskMeta::new(id, self.id(), op, Some(entry.tag()), time, placement, group);
-        // SAFETY: forwarded from the caller (`group` is the task's group).
+        let meta = TaskMeta::new(id, self.id(), op, Some(entry.tag()), time, placement);
+        // SAFETY: forwarded from the caller.
         let (outcome, job) = unsafe { task::erase(Task::new(meta, func)) };
         // The hand-over of the token that follows publishes the job.
         held.put_job(job);
@@ -261,7 +258,7 @@ impl Engine {
                 let placement = Placement::default();
                 // SAFETY: `F: 'static` and `T: 'static`.
                 out.push(wrap(unsafe {
-                    self.install(t, op, entry, f, time, placement, None)
+                    self.install(t, op, entry, f, time, placement)
                 }));
             }
             if self.is_paused() || entry.is_paused() {
@@ -308,7 +305,6 @@ impl Engine {
         entry: &OpEntry,
         func: F,
         placement: Placement,
-        group: Option<&Arc<TaskGroup>>,
     ) -> Dry<F, T>
     where
         F: FnOnce() -> T + Send + 'a,
@@ -319,6 +315,13 @@ impl Engine {
         } else {
             None
         };
+        if current::with_any_current(|_| ()).is_none() {
+            // A plain thread: park until a token comes home or the runtime closes.
+            return match self.ring.take_or(|| self.is_closed()) {
+                Some(token) => Dry::Token(token, func),
+                None => Dry::Closed(func),
+            };
+        }
         loop {
             if let Some(token) = self.ring.try_take() {
                 return Dry::Token(token, func);
@@ -336,18 +339,14 @@ impl Engine {
                     }
                     _ => {
                         // SAFETY: forwarded from the caller.
-                        let outcome = unsafe {
-                            self.run_tokenless(op, entry, func, placement, group, limiter)
-                        };
+                        let outcome =
+                            unsafe { self.run_tokenless(op, entry, func, placement, limiter) };
                         return Dry::Done(outcome);
                     }
                 }
-            } else if current::with_any_current(|w| w.help_until(token_or_closed, false)).is_none()
-            {
-                return match self.ring.take_or(|| self.is_closed()) {
-                    Some(token) => Dry::Token(token, func),
-                    None => Dry::Closed(func),
-                };
+            } else {
+                // A worker of another runtime: it keeps serving its own meanwhile.
+                current::with_any_current(|w| w.help_until(token_or_closed, false));
             }
         }
     }
@@ -367,7 +366,6 @@ impl Engine {
         entry: &OpEntry,
         func: F,
         placement: Placement,
-        group: Option<&Arc<TaskGroup>>,
         permit: Option<&Limiter>,
     ) -> OutcomeRef<T>
     where
@@ -378,7 +376,7 @@ impl Engine {
         let n = self.inline_ids.fetch_add(1, Ordering::Relaxed);
         let id = TaskId::new(self.serial, n, NO_TOKEN);
         let time = self.admission_time(op);
-        let meta = TaskMeta::new(id, self.id(), op, Some(entry.tag()), time, placement, group);
+        let meta = TaskMeta::new(id, self.id(), op, Some(entry.tag()), time, placement);
         let stripe = self.stripe();
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: forwarded from the caller.
@@ -406,7 +404,7 @@ impl Engine {
     fn refused<'a, T: Send + 'a>(&self, op: &Operation, error: TaskError) -> OutcomeRef<T> {
         let id = TaskId::new(self.serial, 0, NO_TOKEN);
         let (time, placement) = (AdmissionTime::default(), Placement::default());
-        let meta = TaskMeta::new(id, self.id(), op, None, time, placement, None);
+        let meta = TaskMeta::new(id, self.id(), op, None, time, placement);
         let task = Task::<fn() -> T, T>::resolved(meta, error, TokenState::Killed);
         // SAFETY: the task holds no closure and no value of `T`, only the error: nothing in it
         // borrows from `'a`.

@@ -4,7 +4,7 @@ use super::scope::wait_for_group;
 use super::{Runtime, TaskHandle};
 use crate::error::TaskError;
 use crate::operation::{Operation, Weight};
-use crate::task::TaskGroup;
+use crate::task::{GroupOutput, TaskGroup};
 
 /// What a broadcast closure learns about where it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,15 +64,19 @@ impl Runtime {
         let handles: Vec<_> = (0..workers)
             .map(|index| {
                 let ctx = BroadcastContext { index, workers };
-                let run = move || f(ctx);
-                // SAFETY: the task belongs to `group`, which is empty before this function
-                // returns (so before `f`, borrowed, goes out of scope).
-                let outcome =
-                    unsafe { engine.submit_unchecked(&BROADCAST, run, Some(index), Some(&group)) };
+                let task = TaskGroup::task(&group, move || f(ctx));
+                // SAFETY: the closure is a task of `group`, which is empty before this
+                // function returns (so before `f`, borrowed, goes out of scope).
+                let outcome = unsafe {
+                    engine.submit_unchecked(&BROADCAST, move || task.call(), Some(index))
+                };
                 TaskHandle::new(outcome)
             })
             .collect();
-        let results = handles.into_iter().map(|h| h.join()).collect();
+        let results = handles
+            .into_iter()
+            .map(|h| h.join().map(GroupOutput::into_value))
+            .collect();
         wait_for_group(engine, &group);
         results
     }

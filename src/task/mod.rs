@@ -13,9 +13,9 @@ use std::time::Instant;
 use crate::error::TaskError;
 use crate::operation::{Operation, Weight};
 use crate::primitives::{Registration, TaskSlot, TokenState};
-use crate::sync::{Arc, AtomicBool, Ordering};
+use crate::sync::{AtomicBool, Ordering};
 
-pub(crate) use group::{GroupMember, TaskGroup};
+pub(crate) use group::{GroupOutput, TaskGroup};
 pub(crate) use id::next_runtime_serial;
 pub use id::TaskId;
 
@@ -67,16 +67,12 @@ pub(crate) struct TaskMeta {
     /// Asked to stop: a kill or cancel that came while it was running, so a retry loop stops
     /// between attempts.
     pub(crate) stop: AtomicBool,
-    /// The scope or broadcast it belongs to; declared last so that it is dropped after
-    /// everything else of the task.
-    pub(crate) _group: Option<GroupMember>,
 }
 
 impl TaskMeta {
     /// The metadata of task `id` of `op`, admitted by the runtime `runtime`. `entry`: the
     /// index of its operation in the runtime's table and that operation's kill epoch at
-    /// admission (`None` for a refused task, which has no entry). `group`: the scope or
-    /// broadcast it belongs to, which counts it as a member from here on.
+    /// admission (`None` for a refused task, which has no entry).
     pub(crate) fn new(
         id: TaskId,
         runtime: usize,
@@ -84,7 +80,6 @@ impl TaskMeta {
         entry: Option<(u32, u32)>,
         time: AdmissionTime,
         placement: Placement,
-        group: Option<&Arc<TaskGroup>>,
     ) -> Self {
         let (index, epoch) = entry.unwrap_or((NO_OPERATION, 0));
         Self {
@@ -101,7 +96,6 @@ impl TaskMeta {
             deadline: time.deadline,
             limited: op.get_concurrency_limit().is_some(),
             stop: AtomicBool::new(false),
-            _group: group.map(TaskGroup::member),
         }
     }
 
@@ -117,8 +111,7 @@ impl TaskMeta {
     }
 }
 
-/// A task's allocation. Fields drop in declaration order: the slot (closure, output, waiter)
-/// first, then the metadata, whose group member goes last.
+/// A task's allocation: its slot (closure, output, waiter) and what the runtime knows of it.
 pub(crate) struct Task<F, T> {
     slot: TaskSlot<F, T>,
     meta: TaskMeta,
@@ -177,11 +170,13 @@ pub(crate) type OutcomeRef<T> = StdArc<dyn Outcome<T>>;
 ///
 /// # Safety
 ///
-/// Nothing the task borrows for `'a` may end before the task's allocation is dropped (its
-/// closure has run or was dropped unrun, its output was taken or dropped). Either `'a` is
-/// `'static`, or the task belongs to a [`TaskGroup`] (its `TaskMeta::_group`) whose owner does not
-/// let `'a` end before the group is empty (`scope`, `broadcast`); a task that ran to its end
-/// before this call holds no closure, and its output is then the handle's to take or drop.
+/// Nothing the task borrows for `'a` may be used or dropped after `'a` ends. Either `'a` is
+/// `'static`; or the closure is a [`GroupTask`](group::GroupTask) of a [`TaskGroup`] whose owner does not let
+/// `'a` end before the group is empty (`scope`, `broadcast`): by then the closure has run or
+/// was dropped, and its output (a [`GroupOutput`]) was taken or dropped, or it panicked (a
+/// payload is `'static`), so what remains of the allocation (an empty closure cell, an error,
+/// a waiter, the metadata) borrows nothing; or the task holds no closure and no value of `T`
+/// (a refusal's resolved task).
 pub(crate) unsafe fn erase<'a, F, T>(task: Task<F, T>) -> (OutcomeRef<T>, JobRef)
 where
     F: FnOnce() -> T + Send + 'a,
