@@ -3,7 +3,7 @@
 use crate::error::TaskError;
 use crate::operation::{Operation, Weight};
 use crate::runtime::Runtime;
-use crate::task::TaskGroup;
+use crate::task::{GroupOutput, TaskGroup};
 
 /// What a broadcast closure learns about where it runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,15 +63,15 @@ impl Runtime {
         let handles: Vec<_> = (0..workers)
             .map(|index| {
                 let ctx = BroadcastContext { index, workers };
-                let run = move || f(ctx);
-                // SAFETY: the task belongs to `group`, which is empty before this function
-                // returns (so before `f`, borrowed, goes out of scope).
-                unsafe { shared.submit_unchecked(&BROADCAST, run, Some(index), Some(&group)) }
+                let task = TaskGroup::task(&group, move || f(ctx));
+                // SAFETY: the closure is a task of `group`, which is empty before this
+                // function returns (so before `f`, borrowed, goes out of scope).
+                unsafe { shared.submit_unchecked(&BROADCAST, move || task.call(), Some(index)) }
             })
             .collect();
         let results = handles
             .into_iter()
-            .map(|h| h.join())
+            .map(|h| h.join().map(GroupOutput::into_value))
             .collect();
         crate::scope::wait_for_group(shared, &group);
         results

@@ -11,7 +11,7 @@ use crate::operation::Operation;
 use crate::runtime::Runtime;
 use crate::shared::Shared;
 use crate::sync::{thread, Arc};
-use crate::task::TaskGroup;
+use crate::task::{GroupOutput, TaskGroup};
 use crate::token::TokenState;
 use crate::worker;
 
@@ -36,9 +36,9 @@ use crate::worker;
 /// ```
 pub struct Scope<'scope, 'env: 'scope> {
     runtime: &'scope Runtime,
-    /// Every scoped task's allocation counts here until it is dropped: `scope` returns only
-    /// once the group is empty, so no closure, output or panic payload of a scoped task (all
-    /// of which may borrow from `'env`) is touched after it returns.
+    /// Every scoped task counts here until its closure is gone and its output taken or
+    /// dropped: `scope` returns only once the group is empty, so nothing a scoped task may
+    /// borrow from `'env` is touched after it returns.
     group: Arc<TaskGroup>,
     /// Invariant in `'scope` and `'env`, as `std::thread::Scope` is.
     _scope: PhantomData<&'scope mut &'scope ()>,
@@ -48,14 +48,14 @@ pub struct Scope<'scope, 'env: 'scope> {
 /// The handle of a scoped task; it cannot outlive its scope.
 #[must_use = "a task's panic or cancellation is only seen through its handle"]
 pub struct ScopedHandle<'scope, T> {
-    inner: TaskHandle<T>,
+    inner: TaskHandle<GroupOutput<T>>,
     _scope: PhantomData<&'scope ()>,
 }
 
 impl<T> ScopedHandle<'_, T> {
     /// Waits for the task; see [`TaskHandle::join`].
     pub fn join(self) -> Result<T, TaskError> {
-        self.inner.join()
+        self.inner.join().map(GroupOutput::into_value)
     }
 
     /// See [`TaskHandle::is_finished`].
@@ -88,12 +88,13 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        // SAFETY: the task belongs to `self.group`, and `scope` does not return (so `'scope`
-        // and `'env` do not end) before the group is empty.
+        let task = TaskGroup::task(&self.group, func);
+        // SAFETY: the closure is a task of `self.group`, and `scope` does not return (so
+        // `'scope` and `'env` do not end) before the group is empty.
         let inner = unsafe {
             self.runtime
                 .shared()
-                .submit_unchecked(op, func, None, Some(&self.group))
+                .submit_unchecked(op, move || task.call(), None)
         };
         ScopedHandle {
             inner,

@@ -17,8 +17,8 @@ use crate::queue::ArrayQueue;
 use crate::ring::{Token, TokenRing};
 use crate::route::Routes;
 use crate::sleep::Sleeper;
-use crate::sync::{fence, Arc, AtomicBool, AtomicU32, AtomicUsize, Mutex, Ordering, UnsafeCell};
-use crate::task::{self, Job, JobRef, Task, TaskGroup, TaskId, TaskMeta};
+use crate::sync::{fence, AtomicBool, AtomicU32, AtomicUsize, Mutex, Ordering, UnsafeCell};
+use crate::task::{self, Job, JobRef, Task, TaskId, TaskMeta};
 use crate::token::TokenState;
 use crate::worker;
 
@@ -289,7 +289,7 @@ impl Shared {
         T: Send + 'static,
     {
         // SAFETY: `F: 'static` and `T: 'static`: nothing to outlive.
-        unsafe { self.admit_unchecked(op, func, wait, None, None) }
+        unsafe { self.admit_unchecked(op, func, wait, None) }
     }
 
     /// Admits `func`, waiting for a token while every token is out; a refused submission
@@ -300,7 +300,7 @@ impl Shared {
         T: Send + 'static,
     {
         // SAFETY: `F: 'static` and `T: 'static`: nothing to outlive.
-        unsafe { self.submit_unchecked(op, func, None, None) }
+        unsafe { self.submit_unchecked(op, func, None) }
     }
 
     /// [`submit`](Self::submit) for closures that borrow; see
@@ -314,14 +314,13 @@ impl Shared {
         op: &Operation,
         func: F,
         pinned_to: Option<usize>,
-        group: Option<&Arc<TaskGroup>>,
     ) -> TaskHandle<T>
     where
         F: FnOnce() -> T + Send + 'a,
         T: Send + 'a,
     {
         // SAFETY: forwarded from the caller.
-        match unsafe { self.admit_unchecked(op, func, true, pinned_to, group) } {
+        match unsafe { self.admit_unchecked(op, func, true, pinned_to) } {
             Ok(handle) => handle,
             Err(refused) => {
                 let error = match refused {
@@ -336,19 +335,18 @@ impl Shared {
     }
 
     /// [`admit`](Self::admit) for closures that borrow. `pinned_to`: only that worker may run
-    /// the task (broadcast). `group`: the scope or broadcast the task belongs to.
+    /// the task (broadcast).
     ///
     /// # Safety
     ///
-    /// As [`task::erase`]: unless `F` and `T` are `'static`, the task must belong to `group`,
-    /// and the caller must not let `'a` end before the group is empty.
+    /// As [`task::erase`]: unless `F` and `T` are `'static`, the caller must not let `'a` end
+    /// while the task's closure or output may still be used or dropped.
     pub(crate) unsafe fn admit_unchecked<'a, F, T>(
         &self,
         op: &Operation,
         func: F,
         wait: bool,
         pinned_to: Option<usize>,
-        group: Option<&Arc<TaskGroup>>,
     ) -> Result<TaskHandle<T>, TrySubmitError<F>>
     where
         F: FnOnce() -> T + Send + 'a,
@@ -371,7 +369,7 @@ impl Shared {
             Some(token) => (token, func),
             None if !wait => return Err(TrySubmitError::Full(func)),
             // SAFETY: forwarded from the caller.
-            None => match unsafe { self.admit_dry(op, entry, func, (pinned_to, home), group) } {
+            None => match unsafe { self.admit_dry(op, entry, func, (pinned_to, home)) } {
                 Dry::Token(token, func) => (token, func),
                 Dry::Done(handle) => return Ok(handle),
                 Dry::Closed(func) => return Err(TrySubmitError::ShutDown(func)),
@@ -391,8 +389,7 @@ impl Shared {
         let stripe = self.stripe();
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: forwarded from the caller.
-        let handle =
-            unsafe { self.install(&token, op, entry, func, now, (pinned_to, home), group) };
+        let handle = unsafe { self.install(&token, op, entry, func, now, (pinned_to, home)) };
         if pinned_to.is_none() && (self.is_paused() || entry.is_paused()) {
             self.hold(token);
         } else {
@@ -409,7 +406,6 @@ impl Shared {
         entry: &OpEntry,
         now: AdmissionTime,
         (pinned_to, home): (Option<usize>, Option<usize>),
-        group: Option<&Arc<TaskGroup>>,
     ) -> TaskMeta {
         TaskMeta {
             id,
@@ -425,7 +421,6 @@ impl Shared {
             deadline: now.deadline,
             limited: op.get_concurrency_limit().is_some(),
             stop: AtomicBool::new(false),
-            _group: group.map(TaskGroup::member),
         }
     }
 
@@ -445,7 +440,6 @@ impl Shared {
         func: F,
         now: AdmissionTime,
         route: (Option<usize>, Option<usize>),
-        group: Option<&Arc<TaskGroup>>,
     ) -> TaskHandle<T>
     where
         F: FnOnce() -> T + Send + 'a,
@@ -458,8 +452,8 @@ impl Shared {
             *g
         });
         let id = TaskId::new(self.serial, generation, token.index() as u32);
-        let meta = self.meta(id, op, entry, now, route, group);
-        // SAFETY: forwarded from the caller (`group` is the task's group).
+        let meta = self.meta(id, op, entry, now, route);
+        // SAFETY: forwarded from the caller.
         let (task, job) = unsafe { task::erase(Task::new(meta, func)) };
         // SAFETY: we hold the token (see above); the hand-over that follows publishes it.
         slot.job.with_mut(|j| unsafe { *j = Some(job) });
@@ -531,7 +525,7 @@ impl Shared {
                     unreachable!("at most one token per pending closure")
                 };
                 // SAFETY: `F: 'static` and `T: 'static`.
-                out.push(unsafe { self.install(t, op, entry, f, now, (None, None), None) });
+                out.push(unsafe { self.install(t, op, entry, f, now, (None, None)) });
             }
             if self.is_paused() || entry.is_paused() {
                 tokens.drain(..).for_each(|t| self.hold(t));
@@ -599,7 +593,6 @@ impl Shared {
         entry: &OpEntry,
         func: F,
         route: (Option<usize>, Option<usize>),
-        group: Option<&Arc<TaskGroup>>,
     ) -> Dry<F, T>
     where
         F: FnOnce() -> T + Send + 'a,
@@ -627,8 +620,7 @@ impl Shared {
                     }
                     _ => {
                         // SAFETY: forwarded from the caller.
-                        let handle =
-                            unsafe { self.run_tokenless(op, entry, func, route, group, limiter) };
+                        let handle = unsafe { self.run_tokenless(op, entry, func, route, limiter) };
                         return Dry::Done(handle);
                     }
                 }
@@ -656,7 +648,6 @@ impl Shared {
         entry: &OpEntry,
         func: F,
         route: (Option<usize>, Option<usize>),
-        group: Option<&Arc<TaskGroup>>,
         permit: Option<&crate::ops::Limiter>,
     ) -> TaskHandle<T>
     where
@@ -666,7 +657,7 @@ impl Shared {
         // ORDERING: Relaxed: a counter for unique ids only.
         let n = self.inline_ids.fetch_add(1, Ordering::Relaxed);
         let id = TaskId::new(self.serial, n, u32::MAX);
-        let meta = self.meta(id, op, entry, self.admission_time(op), route, group);
+        let meta = self.meta(id, op, entry, self.admission_time(op), route);
         let stripe = self.stripe();
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: forwarded from the caller.
@@ -709,7 +700,6 @@ impl Shared {
             deadline: None,
             limited: false,
             stop: AtomicBool::new(false),
-            _group: None,
         };
         let task = Task::<fn() -> T, T>::resolved(meta, error, TokenState::Killed);
         // SAFETY: the task holds no closure and no value of `T`, only the error: nothing in it

@@ -90,9 +90,13 @@ impl fmt::Display for TaskId {
 }
 
 /// A group of tasks that may borrow from one stack frame (a scope's, a broadcast's): it counts
-/// the group's task allocations still alive and unparks its owner when the count reaches
-/// zero. A task's allocation holds its closure until it runs and its output until it is
-/// taken or dropped, so once the count is zero nothing of the group can touch a borrow.
+/// the group's members still alive and unparks its owner when the count reaches zero.
+///
+/// A task's member lives in its closure ([`GroupTask`]) and, once the closure returned, in its
+/// output ([`GroupOutput`]); it is dropped last of either. So it is gone once the closure has
+/// run and its output has been taken or dropped, or once the closure was dropped unrun, or
+/// once it panicked (a panic payload is `'static`): whatever of the task may borrow is gone
+/// with it. Once the count is zero, nothing of the group can touch a borrow.
 #[derive(Debug)]
 pub(crate) struct TaskGroup {
     live: AtomicUsize,
@@ -108,16 +112,19 @@ impl TaskGroup {
         })
     }
 
-    /// Counts one more task of `group`; the member lives in the task's allocation. (An
-    /// associated function: loom's `Arc` cannot be a method receiver.)
-    pub(crate) fn member(group: &Arc<Self>) -> GroupMember {
+    /// `func` as a task of `group`. (An associated function: loom's `Arc` cannot be a method
+    /// receiver.)
+    pub(crate) fn task<F>(group: &Arc<Self>, func: F) -> GroupTask<F> {
         // ORDERING: Relaxed: the increment happens-before `is_empty` by program order on the
         // owner's thread, or by the submission of the task that adds a nested member.
         group.live.fetch_add(1, Ordering::Relaxed);
-        GroupMember(group.clone())
+        GroupTask {
+            func,
+            member: GroupMember(group.clone()),
+        }
     }
 
-    /// Whether every task of the group has been dropped.
+    /// Whether every member of the group is gone.
     pub(crate) fn is_empty(&self) -> bool {
         // ORDERING: Acquire pairs with the AcqRel decrement in `GroupMember::drop`: everything
         // the tasks did, and the drops of their closures and outputs, happen before.
@@ -125,9 +132,48 @@ impl TaskGroup {
     }
 }
 
-/// One task's place in a [`TaskGroup`]; dropped last of the task's allocation.
+/// A closure of a [`TaskGroup`]: fields drop in declaration order, so a closure dropped unrun
+/// is gone before its member lets the group end.
+pub(crate) struct GroupTask<F> {
+    func: F,
+    member: GroupMember,
+}
+
+impl<F> GroupTask<F> {
+    /// Runs the closure; the member moves into the output (or, if the closure panics, is
+    /// dropped after the closure's captures, as the unwind leaves this frame).
+    pub(crate) fn call<T>(self) -> GroupOutput<T>
+    where
+        F: FnOnce() -> T,
+    {
+        let GroupTask { func, member } = self;
+        GroupOutput {
+            value: func(),
+            member,
+        }
+    }
+}
+
+/// A [`TaskGroup`] task's output: the value, then its member, which lets the group end once
+/// the value is taken or dropped.
+pub(crate) struct GroupOutput<T> {
+    value: T,
+    member: GroupMember,
+}
+
+impl<T> GroupOutput<T> {
+    /// The value; the member is dropped (the value now belongs to the caller, inside the
+    /// group's frame).
+    pub(crate) fn into_value(self) -> T {
+        let GroupOutput { value, member } = self;
+        drop(member);
+        value
+    }
+}
+
+/// One task's place in a [`TaskGroup`].
 #[derive(Debug)]
-pub(crate) struct GroupMember(Arc<TaskGroup>);
+struct GroupMember(Arc<TaskGroup>);
 
 impl Drop for GroupMember {
     fn drop(&mut self) {
@@ -166,9 +212,6 @@ pub(crate) struct TaskMeta {
     /// Asked to stop: a kill or cancel that came while it was running, so a retry loop stops
     /// between attempts.
     pub(crate) stop: AtomicBool,
-    /// The scope or broadcast it belongs to; declared last so that it is dropped after
-    /// everything else of the task.
-    pub(crate) _group: Option<GroupMember>,
 }
 
 impl TaskMeta {
@@ -184,8 +227,7 @@ impl TaskMeta {
     }
 }
 
-/// A task's allocation. Fields drop in declaration order: the slot (closure, output, waiter)
-/// first, then the metadata, whose group member goes last.
+/// A task's allocation: its slot (closure, output, waiter) and what the runtime knows of it.
 pub(crate) struct Task<F, T> {
     slot: TaskSlot<F, T>,
     meta: TaskMeta,
@@ -241,11 +283,13 @@ pub(crate) type JobRef = std::sync::Arc<dyn Job>;
 ///
 /// # Safety
 ///
-/// Nothing the task borrows for `'a` may end before the task's allocation is dropped (its
-/// closure has run or was dropped unrun, its output was taken or dropped). Either `'a` is
-/// `'static`, or the task belongs to a [`TaskGroup`] (its `meta.group`) whose owner does not
-/// let `'a` end before the group is empty (`scope`, `broadcast`); a task that ran to its end
-/// before this call holds no closure, and its output is then the handle's to take or drop.
+/// Nothing the task borrows for `'a` may be used or dropped after `'a` ends. Either `'a` is
+/// `'static`; or the closure is a [`GroupTask`] of a [`TaskGroup`] whose owner does not let
+/// `'a` end before the group is empty (`scope`, `broadcast`): by then the closure has run or
+/// was dropped, and its output (a [`GroupOutput`]) was taken or dropped, or it panicked (a
+/// payload is `'static`), so what remains of the allocation (an empty closure cell, an error,
+/// a waiter, the metadata) borrows nothing; or the task holds no closure and no value of `T`
+/// (a refusal's resolved task).
 pub(crate) unsafe fn erase<'a, F, T>(task: Task<F, T>) -> (std::sync::Arc<dyn Outcome<T>>, JobRef)
 where
     F: FnOnce() -> T + Send + 'a,
