@@ -140,7 +140,7 @@ impl Builder {
     }
 
     /// Blocks an operation that failed more than 90 % of at least 10 attempts: its
-    /// submissions then resolve [`TaskError::Blocked`] (and `try_submit` hands the closure
+    /// submissions then resolve [`TaskError::Blocked`](crate::TaskError::Blocked) (and `try_submit` hands the closure
     /// back) until [`Runtime::unblock_operation`]. Default `false`.
     ///
     /// # Examples
@@ -420,7 +420,7 @@ impl Runtime {
     /// ```
     ///
     /// Blocks while every token is out (spinning, then yielding, then parked until a token
-    /// comes back). After shutdown the handle resolves [`TaskError::ShutDown`] and `func`
+    /// comes back). After shutdown the handle resolves [`TaskError::ShutDown`](crate::TaskError::ShutDown) and `func`
     /// never runs.
     ///
     /// Called from a worker of this runtime when every token is out, it does not wait for a
@@ -478,7 +478,7 @@ impl Runtime {
     /// admitted in chunks that share one operation lookup, one fence and one clock read, and
     /// each chunk is spread over the eligible workers with one wake-up each. Waits for tokens
     /// like `submit`; after shutdown the remaining handles resolve
-    /// [`TaskError::ShutDown`]. Sticky operations go one by one (each key has its worker).
+    /// [`TaskError::ShutDown`](crate::TaskError::ShutDown). Sticky operations go one by one (each key has its worker).
     ///
     /// # Examples
     ///
@@ -586,7 +586,7 @@ impl Runtime {
     }
 
     /// Shuts down gracefully: no new admissions (submissions resolve
-    /// [`TaskError::ShutDown`]), every admitted task runs, then the workers exit and are
+    /// [`TaskError::ShutDown`](crate::TaskError::ShutDown)), every admitted task runs, then the workers exit and are
     /// joined. Idempotent; concurrent calls all return once the workers are joined. What
     /// `Drop` does.
     ///
@@ -596,7 +596,7 @@ impl Runtime {
         self.close(false);
     }
 
-    /// Shuts down now: no new admissions, queued tasks resolve [`TaskError::Killed`] without
+    /// Shuts down now: no new admissions, queued tasks resolve [`TaskError::Killed`](crate::TaskError::Killed) without
     /// running, running tasks finish, then the workers exit and are joined.
     pub fn shutdown_now(&self) {
         self.close(true);
