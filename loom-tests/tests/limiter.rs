@@ -35,8 +35,7 @@ impl World {
         if limit == 1 {
             // SAFETY (model): with limit 1 holders are serialised by the hand-over; loom
             // reports a causality violation if they are not.
-            self.log
-                .with_mut(|log| unsafe { (*log).push(id) });
+            self.log.with_mut(|log| unsafe { (*log).push(id) });
         }
         self.runs.fetch_add(1, Ordering::Relaxed);
         self.holders.fetch_sub(1, Ordering::Relaxed);
