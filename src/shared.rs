@@ -47,11 +47,19 @@ pub(crate) struct WorkerShared {
 /// it has run. Each entry is a blocked submitter's, so the queue holds at most one task per
 /// such stack frame. Only this dry-ring path touches it, never the hot path: a lock is fine,
 /// and `len` lets the worker skip the lock when it is empty.
+///
+/// Under loom the queue is left out of the workers' loop (it is always seen empty, with no
+/// atomic access): no model submits from a worker into a dry ring, and one more load per look
+/// for work multiplies every runtime model's interleavings. `tests/hostile.rs` covers the
+/// path (sticky and broadcast submissions from workers into a dry ring).
 #[derive(Default)]
 pub(crate) struct Handoffs {
     jobs: Mutex<std::collections::VecDeque<JobRef>>,
     len: AtomicUsize,
 }
+
+/// See [`Handoffs`]: not modelled under loom.
+const UNMODELLED: bool = cfg!(loom);
 
 impl Handoffs {
     fn push(&self, job: JobRef) {
@@ -65,7 +73,7 @@ impl Handoffs {
     /// Takes the oldest job, skipping sticky ones while `sticky_allowed` is false.
     pub(crate) fn pop(&self, sticky_allowed: bool) -> Option<JobRef> {
         // ORDERING: Relaxed: a hint, see `push`.
-        if self.len.load(Ordering::Relaxed) == 0 {
+        if UNMODELLED || self.len.load(Ordering::Relaxed) == 0 {
             return None;
         }
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
@@ -87,7 +95,8 @@ impl Handoffs {
     /// Whether a job is waiting that [`pop`](Self::pop) would take.
     pub(crate) fn has_runnable(&self, sticky_allowed: bool) -> bool {
         // ORDERING: Relaxed, see `push`.
-        self.len.load(Ordering::Relaxed) != 0
+        !UNMODELLED
+            && self.len.load(Ordering::Relaxed) != 0
             && self
                 .jobs
                 .lock()
@@ -603,6 +612,13 @@ impl Shared {
         } else {
             None
         };
+        if worker::with_any_current(|_| ()).is_none() {
+            // A plain thread: park until a token comes home or the runtime closes.
+            return match self.ring.take_or(|| self.is_closed()) {
+                Some(token) => Dry::Token(token, func),
+                None => Dry::Closed(func),
+            };
+        }
         loop {
             if let Some(token) = self.ring.try_take() {
                 return Dry::Token(token, func);
@@ -624,11 +640,9 @@ impl Shared {
                         return Dry::Done(handle);
                     }
                 }
-            } else if worker::with_any_current(|w| w.help_until(token_or_closed, false)).is_none() {
-                return match self.ring.take_or(|| self.is_closed()) {
-                    Some(token) => Dry::Token(token, func),
-                    None => Dry::Closed(func),
-                };
+            } else {
+                // A worker of another runtime: it keeps serving its own meanwhile.
+                worker::with_any_current(|w| w.help_until(token_or_closed, false));
             }
         }
     }
