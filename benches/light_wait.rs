@@ -1,7 +1,7 @@
 //! A light task's wait under heavy load (T5): every worker busy with a backlog of heavy
 //! tasks, how long until a newly submitted light task starts.
 //!
-//! Run: `cargo bench --bench light_wait`.
+//! Run: `cargo bench -p tokengate-benches --bench light_wait`.
 //!
 //! One iteration: submit 4 heavy tasks per worker (about 2 ms each), wait until every
 //! worker has started one, wait half a heavy task more, submit a light task, and time from

@@ -1,7 +1,7 @@
 //! Heavy-op scaling (T3): 16 CPU-heavy operations of about 9 ms each, serially and on
 //! 1..=cores workers of tokengate and of every peer, in the same run.
 //!
-//! Run: `cargo bench --bench scaling`.
+//! Run: `cargo bench -p tokengate-benches --bench scaling`.
 //!
 //! The operation is `peers::burn`, calibrated at start-up to take about 9 ms on this
 //! machine, so every implementation runs exactly the same instructions. Criterion ids are

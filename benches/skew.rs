@@ -1,7 +1,7 @@
 //! Makespan of a skewed batch (T7): 64 tasks, 4 of them 20 times longer than the rest, in a
 //! fixed shuffled order; the time from the first submission until all are done.
 //!
-//! Run: `cargo bench --bench skew`.
+//! Run: `cargo bench -p tokengate-benches --bench skew`.
 //!
 //! A short task is about 0.5 ms of `peers::burn` (calibrated at start-up), a long one about
 //! 10 ms; the order comes from a fixed-seed shuffle, the same for every implementation and

@@ -1,7 +1,8 @@
 //! Tiny-task throughput (T1) and the submit → join round trip (T2) with its physical floor:
 //! tokengate beside its peers on the same work, in the same run.
 //!
-//! Run: `cargo bench --bench throughput` (one group: append its name, e.g. `-- round_trip`).
+//! Run: `cargo bench -p tokengate-benches --bench throughput` (one group: append its name,
+//! e.g. `-- round_trip`).
 //!
 //! | group | DESIGN target | work per iteration |
 //! | --- | --- | --- |
@@ -22,7 +23,7 @@
 //! sleeps. Criterion reports throughput per task (`Throughput::Elements`).
 //!
 //! T4 (idle CPU) and T6 (allocations per task) are not here: neither is a time per
-//! iteration, which is what criterion's statistics model. `examples/compare.rs` measures
+//! iteration, which is what criterion's statistics model. `demos/examples/compare.rs` measures
 //! them, beside every other figure.
 //!
 //! On a shared or virtualised machine the figures swing from run to run: compare

@@ -1,7 +1,7 @@
 //! tokengate and its peers behind one interface, and the work they are all given.
 //!
-//! Shared by the criterion benches (`mod peers;`) and by `examples/compare.rs`
-//! (`#[path = "../benches/peers/mod.rs"] mod peers;`), so that the benches and the comparison
+//! Shared by the criterion benches (`mod peers;`) and by `demos/examples/compare.rs`
+//! (`#[path = "../../benches/peers/mod.rs"] mod peers;`), so that the benches and the comparison
 //! table measure the very same code.
 //!
 //! Every implementation is a [`Pool`] of [`WORKERS`] worker threads (unless a bench asks for

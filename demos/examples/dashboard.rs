@@ -19,14 +19,15 @@
 //! Run:
 //!
 //! ```text
-//! cargo run --release --example dashboard                          # until q
-//! cargo run --release --example dashboard -- --frames 50           # 50 frames (~10 s)
-//! cargo run --release --example dashboard -- --plain --seconds 5   # one frame as plain text
+//! cargo run --release -p tokengate-demos --example dashboard   # until q
+//! cargo run --release -p tokengate-demos --example dashboard -- --frames 50
+//! cargo run --release -p tokengate-demos --example dashboard -- --plain --seconds 5
 //! ```
 //!
-//! Options: `--seconds S` stops after S seconds, `--frames N` after N frames, `--workers N`
-//! sets the worker count (default: one per core), `--plain` renders the last frame as text
-//! on stdout instead of driving the terminal (for logs and for machines without one).
+//! Options: `--seconds S` stops after S seconds, `--frames N` after N frames (five a second),
+//! `--workers N` sets the worker count (default: one per core), `--plain` renders the last
+//! frame as text on stdout instead of driving the terminal (for logs and for machines without
+//! one).
 
 use std::collections::VecDeque;
 use std::io;

@@ -2,9 +2,9 @@
 //! one run, printed as one table and drawn as an SVG chart.
 //!
 //! ```text
-//! cargo run --release --example compare                 # the full run, about 2-3 minutes
-//! cargo run --release --example compare -- --quick      # fewer rounds, smaller sizes
-//! cargo run --release --example compare -- --svg docs/compare.svg
+//! cargo run --release -p tokengate-demos --example compare              # the full run, 2-3 minutes
+//! cargo run --release -p tokengate-demos --example compare -- --quick   # fewer rounds, smaller sizes
+//! cargo run --release -p tokengate-demos --example compare -- --svg docs/compare.svg
 //! ```
 //!
 //! How it measures:
@@ -35,7 +35,7 @@
 //! | T6 | allocations per task | heap allocations (all threads) during n round trips (submit, then wait for the result), divided by n; a counting global allocator, switched on only for this |
 //! | T7 | skewed batch | 64 tasks, 4 of them 20× longer (0.5 ms / 10 ms), in a fixed shuffled order; ms until all are done |
 
-#[path = "../benches/peers/mod.rs"]
+#[path = "../../benches/peers/mod.rs"]
 mod peers;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -142,7 +142,7 @@ fn process_cpu_time() -> Option<Duration> {
 // Settings
 
 const USAGE: &str = "\
-Usage: cargo run --release --example compare -- [--quick] [--svg PATH]
+Usage: cargo run --release -p tokengate-demos --example compare -- [--quick] [--svg PATH]
 
 Measures every performance figure of DESIGN.md (T1-T7) for tokengate and its peers
 (rayon spawn/scope/join, a crossbeam-channel pool, threadpool, std::thread, tokio's
@@ -639,7 +639,7 @@ fn write_svg(path: &Path, title: &str, rows: &[Row]) -> Result<(), Box<dyn Error
             "  and tg no-metrics (a runtime built with metrics(false); T1 and T2).",
             "Red line: the DESIGN.md target on the figure's own scale.",
             "Missing bar: the figure does not apply to, or is not measured for, that column.",
-            "Produced by: cargo run --release --example compare",
+            "Produced by: cargo run --release -p tokengate-demos --example compare",
         ];
         for (i, text) in legend.iter().enumerate() {
             area.draw_text(text, &style, (20, 40 + 26 * i as i32))?;
