@@ -17,7 +17,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/tsan}
 export RUSTFLAGS="-Zsanitizer=thread"
 export RUSTDOCFLAGS="-Zsanitizer=thread"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
-for t in runtime shutdown_race soak miri_smoke operations observe batch future; do
+for t in runtime shutdown_race soak miri_smoke operations observe batch hostile; do
   echo "+ cargo +nightly test -Zbuild-std --target $target --test $t"
   cargo +nightly test -Zbuild-std --target "$target" --test "$t" -- --test-threads=1
 done

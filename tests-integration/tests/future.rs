@@ -4,6 +4,7 @@
 //! dropped by a timeout or a `select!`; errors (a panic, a kill, a shutdown) arrive as
 //! outcomes; and the waker protocol is checked with counting wakers.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::future::Future;

@@ -1,6 +1,7 @@
 //! The Prometheus text exposition (`Stats::to_prometheus`, `Runtime::prometheus_text`),
 //! parsed back with an independent parser and checked against a known workload.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::time::Duration;

@@ -14,6 +14,7 @@
 //! already unwinding (that would abort the process). Each case runs under a watchdog: a hang
 //! fails the case ("hung: ...") instead of the test run.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::mem::ManuallyDrop;

@@ -2,6 +2,7 @@
 //! every handle resolves exactly once; submitted = completed + failed + killed + shut down;
 //! a task runs at most once, and not at all once `cancel` said it never will or after shutdown.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
