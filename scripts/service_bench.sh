@@ -14,7 +14,8 @@
 # 127.0.0.1 only.
 #
 # Settings (environment): BACKENDS, DURATION (s), WARMUP (s), LIGHT_RATE (req/s),
-# LIGHT_CONNECTIONS, HEAVY_CONNECTIONS, PORT, OUT (results folder), SVG (chart path).
+# LIGHT_CONNECTIONS, HEAVY_CONNECTIONS, PORT, OUT (results folder), SVG (chart path),
+# QUIET_WAIT (s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,11 +23,12 @@ BACKENDS=${BACKENDS:-"tokengate tokengate-spread spawn_blocking rayon inline"}
 DURATION=${DURATION:-25}
 WARMUP=${WARMUP:-3}
 LIGHT_RATE=${LIGHT_RATE:-200}
-LIGHT_CONNECTIONS=${LIGHT_CONNECTIONS:-4}
+LIGHT_CONNECTIONS=${LIGHT_CONNECTIONS:-32}
 HEAVY_CONNECTIONS=${HEAVY_CONNECTIONS:-16}
 PORT=${PORT:-18080}
 OUT=${OUT:-target/service-bench}
 SVG=${SVG:-docs/service.svg}
+QUIET_WAIT=${QUIET_WAIT:-60}
 OHA_VERSION=1.16.0
 # The bench's heavy body (demos/src/service/work.rs, BENCH_HEAVY): ~10 ms of CPU.
 HEAVY_BODY='{"from": 1000000000, "count": 10000}'
@@ -70,20 +72,55 @@ wait_until_listening() {
 
 # One oha run; its JSON goes to $1, the rest are oha's arguments. One runtime thread each,
 # so that the load generators take as little as possible of the 2 cores from the server.
+# Its CPU time (jiffies) goes to $1.ticks.
 oha_run() {
     local out=$1
     shift
-    oha --no-tui --output-format json --worker-threads 1 --wait-ongoing-requests-after-deadline \
-        "$@" >"$out"
+    (
+        oha --no-tui --output-format json --worker-threads 1 \
+            --wait-ongoing-requests-after-deadline "$@" >"$out"
+        awk '{ print $16 + $17 }' "/proc/$BASHPID/stat" >"$out.ticks"
+    )
 }
 
+# The machine may be shared with other programs. Before each backend the script waits (at
+# most QUIET_WAIT seconds) for the machine to be at least 80 % idle over a second; during
+# the run it counts the CPU time of the whole machine, of the server and of the two oha
+# processes, and reports what other programs took, in % of all cores.
+cpu_ticks() { # busy and total jiffies of the whole machine
+    awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $2 + $3 + $4 + $7 + $8 + $9, t }' /proc/stat
+}
+proc_ticks() { # user + system jiffies of process $1, all its threads
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+wait_until_quiet() {
+    local waited=0 busy
+    while :; do
+        read -r b0 t0 < <(cpu_ticks)
+        sleep 1
+        read -r b1 t1 < <(cpu_ticks)
+        busy=$(((b1 - b0) * 100 / (t1 - t0 > 0 ? t1 - t0 : 1)))
+        if ((busy <= 20)); then
+            return 0
+        fi
+        if ((waited >= QUIET_WAIT)); then
+            echo "   the machine is still ${busy} % busy after ${QUIET_WAIT}s; going on"
+            return 0
+        fi
+        waited=$((waited + 1))
+    done
+}
+others=()
 for backend in $BACKENDS; do
     log="$OUT/$backend.server.log"
+    wait_until_quiet
     echo "== $backend: heavy at full speed over $HEAVY_CONNECTIONS connections," \
         "light at $LIGHT_RATE req/s, ${DURATION}s after ${WARMUP}s of warm-up"
     "$SERVER" --backend "$backend" --port "$PORT" >"$log" 2>&1 &
     server_pid=$!
     wait_until_listening "$log"
+    read -r busy0 total0 < <(cpu_ticks)
+    server0=$(proc_ticks "$server_pid")
     oha_run "$OUT/$backend.heavy.json" -z "$((WARMUP + DURATION))s" -c "$HEAVY_CONNECTIONS" \
         -m POST -T application/json -d "$HEAVY_BODY" "http://127.0.0.1:$PORT/heavy" &
     heavy_pid=$!
@@ -91,6 +128,10 @@ for backend in $BACKENDS; do
     oha_run "$OUT/$backend.light.json" -z "${DURATION}s" -q "$LIGHT_RATE" \
         -c "$LIGHT_CONNECTIONS" --latency-correction "http://127.0.0.1:$PORT/light?msg=bench"
     wait "$heavy_pid"
+    read -r busy1 total1 < <(cpu_ticks)
+    server1=$(proc_ticks "$server_pid")
+    ours=$((server1 - server0 + $(cat "$OUT/$backend.heavy.json.ticks") + $(cat "$OUT/$backend.light.json.ticks")))
+    others+=("$(((busy1 - busy0 - ours) * 100 / (total1 - total0)))")
     kill -INT "$server_pid"
     for _ in $(seq 300); do
         kill -0 "$server_pid" 2>/dev/null || break
@@ -108,14 +149,16 @@ for backend in $BACKENDS; do
     server_pid=
     grep -q "shut down cleanly" "$log"
     sed -n 's/^calibration: //p' "$log" | sed "s/^/   $backend idle calibration: /"
+    echo "   other programs took ${others[-1]} % of the machine during the run"
 done
+others_range=$(printf '%s\n' "${others[@]}" | sort -n | sed -n '1p;$p' | uniq | paste -sd- -)
 
 # One heavy request's CPU time: the median of the servers' idle calibrations.
 heavy_ms=$(sed -n 's/^calibration: .*heavy_ms=//p' "$OUT"/*.server.log | sort -n |
     awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-caption="$(date -u +%Y-%m-%d), $(nproc)-core $(uname -m), $(free -g | awk '/^Mem:/ { print $2 }') GiB; \
+caption="$(date -u +%Y-%m-%d), $(nproc)-core $(uname -m), $(free -m | awk '/^Mem:/ { printf "%.0f", $2 / 1024 }') GiB; \
 oha $OHA_VERSION: /heavy over $HEAVY_CONNECTIONS connections at full speed, \
-/light at $LIGHT_RATE req/s for ${DURATION}s"
+/light at $LIGHT_RATE req/s for ${DURATION}s; other programs took $others_range % of the CPU"
 echo
 echo "== results ($caption)"
 echo "one heavy request's CPU time (idle, median): $heavy_ms ms"

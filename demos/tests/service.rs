@@ -213,7 +213,17 @@ async fn a_full_tokengate_ring_is_a_503_at_once() {
     assert!(error_message(&body).contains("tokens is out"), "{body}");
     let (status, body) = slow.await.unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(server.light("admitted").await.0, StatusCode::OK);
+    // The worker gives its token back just after it publishes the result, so the first
+    // request after the answer may still find the ring full for a moment.
+    let mut admitted = false;
+    for _ in 0..100 {
+        if server.light("admitted").await.0 == StatusCode::OK {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(admitted, "the token never came back");
     Arc::into_inner(server).unwrap().stop().await;
 }
 

@@ -175,33 +175,43 @@ pub fn verdicts(rows: &[Row], heavy_cpu_ms: f64) -> Vec<String> {
 }
 
 /// The chart: light latency per backend (p50, p99, p99.9 on a log scale, with one heavy
-/// request's CPU time marked) beside heavy requests per second. Plain SVG text.
+/// request's CPU time marked) beside heavy requests per second. Plain SVG text; the caption
+/// is split into lines at its semicolons.
 pub fn svg(rows: &[Row], heavy_cpu_ms: f64, caption: &str) -> String {
-    const W: f64 = 900.0;
-    const H: f64 = 420.0;
-    const TOP: f64 = 60.0;
-    const BOTTOM: f64 = 340.0;
+    const W: f64 = 980.0;
     const COLORS: [&str; 3] = ["#9ecae1", "#4292c6", "#08306b"];
+    const NAMES: [&str; 3] = ["p50", "p99", "p99.9"];
+    let lines: Vec<&str> = caption
+        .split(';')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let top = 80.0 + 15.0 * lines.len() as f64;
+    let bottom = top + 280.0;
+    let height = bottom + 90.0;
     let mut s = String::new();
     let _ = writeln!(
         s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" font-family="sans-serif" font-size="12">"#
     );
-    let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+    let _ = writeln!(s, r#"<rect width="{W}" height="{height}" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="22" text-anchor="middle" font-size="15" font-weight="bold">/light latency under saturating /heavy load, and /heavy throughput</text>"#,
+        r#"<text x="{}" y="24" text-anchor="middle" font-size="16" font-weight="bold">GET /light latency under saturating POST /heavy load, and /heavy throughput</text>"#,
         W / 2.0
     );
-    let _ = writeln!(
-        s,
-        r##"<text x="{}" y="40" text-anchor="middle" fill="#555">{}</text>"##,
-        W / 2.0,
-        escape(caption)
-    );
+    for (i, line) in lines.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">{}</text>"##,
+            W / 2.0,
+            44.0 + 15.0 * i as f64,
+            escape(line)
+        );
+    }
 
     // Left panel: latency, log scale from 0.1 ms to the next power of ten above the worst.
-    let (lx0, lx1) = (70.0, 590.0);
+    let (lx0, lx1) = (70.0, 680.0);
     let worst = rows
         .iter()
         .flat_map(|r| r.light_ms)
@@ -209,7 +219,7 @@ pub fn svg(rows: &[Row], heavy_cpu_ms: f64, caption: &str) -> String {
         .filter(|v| v.is_finite())
         .fold(1.0, f64::max);
     let (lo, hi) = (-1.0f64, worst.log10().ceil().max(1.0));
-    let y_of = |ms: f64| BOTTOM - (ms.max(0.1).log10() - lo) / (hi - lo) * (BOTTOM - TOP);
+    let y_of = |ms: f64| bottom - (ms.max(0.1).log10() - lo) / (hi - lo) * (bottom - top);
     let mut decade = lo;
     while decade <= hi {
         let y = y_of(10f64.powf(decade));
@@ -226,11 +236,10 @@ pub fn svg(rows: &[Row], heavy_cpu_ms: f64, caption: &str) -> String {
         );
         decade += 1.0;
     }
+    let mid = (top + bottom) / 2.0;
     let _ = writeln!(
         s,
-        r#"<text x="18" y="{}" transform="rotate(-90 18 {})" text-anchor="middle">light latency, ms (log)</text>"#,
-        (TOP + BOTTOM) / 2.0,
-        (TOP + BOTTOM) / 2.0
+        r#"<text x="20" y="{mid}" transform="rotate(-90 20 {mid})" text-anchor="middle">light latency, ms (log scale)</text>"#
     );
     let group = (lx1 - lx0) / rows.len().max(1) as f64;
     let bar = group * 0.8 / 3.0;
@@ -246,48 +255,65 @@ pub fn svg(rows: &[Row], heavy_cpu_ms: f64, caption: &str) -> String {
                 s,
                 r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{} {}: {}</title></rect>"#,
                 bar - 1.0,
-                BOTTOM - y,
+                bottom - y,
                 COLORS[k],
                 r.backend,
-                ["p50", "p99", "p99.9"][k],
+                NAMES[k],
                 ms(*v)
             );
         }
+        // The p99 figure above its bar.
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">p99 {}</text>"#,
+            gx + bar * 1.5,
+            y_of(r.light_ms[2].max(r.light_ms[1])) - 4.0,
+            ms(r.light_ms[1])
+        );
         let _ = writeln!(
             s,
             r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
             gx + bar * 1.5,
-            BOTTOM + 16.0,
-            r.backend
+            bottom + 16.0,
+            escape(&r.backend)
         );
     }
     let y = y_of(heavy_cpu_ms);
     let _ = writeln!(
         s,
-        r##"<line x1="{lx0}" y1="{y:.1}" x2="{lx1}" y2="{y:.1}" stroke="#d62728" stroke-dasharray="6 4"/><text x="{}" y="{:.1}" text-anchor="end" fill="#d62728">one heavy request's CPU time ({})</text>"##,
-        lx1,
-        y - 5.0,
-        ms(heavy_cpu_ms)
+        r##"<line x1="{lx0}" y1="{y:.1}" x2="{lx1}" y2="{y:.1}" stroke="#d62728" stroke-width="1.5" stroke-dasharray="6 4"/>"##
     );
-    for (k, name) in ["p50", "p99", "p99.9"].iter().enumerate() {
-        let x = lx0 + 10.0 + 80.0 * k as f64;
+    // Legend, above the panel: the three percentiles, then the dashed line.
+    let ly = top - 14.0;
+    for (k, name) in NAMES.iter().enumerate() {
+        let x = lx0 + 70.0 * k as f64;
         let _ = writeln!(
             s,
             r#"<rect x="{x}" y="{}" width="12" height="12" fill="{}"/><text x="{}" y="{}">{name}</text>"#,
-            BOTTOM + 34.0,
+            ly - 10.0,
             COLORS[k],
             x + 16.0,
-            BOTTOM + 44.0
+            ly
         );
     }
+    let x = lx0 + 220.0;
+    let _ = writeln!(
+        s,
+        r##"<line x1="{x}" y1="{:.1}" x2="{}" y2="{:.1}" stroke="#d62728" stroke-width="1.5" stroke-dasharray="6 4"/><text x="{}" y="{ly}">one heavy request's CPU time ({}): the target for tokengate's p99</text>"##,
+        ly - 4.0,
+        x + 30.0,
+        ly - 4.0,
+        x + 36.0,
+        ms(heavy_cpu_ms)
+    );
 
     // Right panel: heavy throughput, linear from 0.
-    let (rx0, rx1) = (660.0, 880.0);
-    let top = rows.iter().map(|r| r.heavy_per_s).fold(1.0, f64::max) * 1.15;
-    let step = nice_step(top / 4.0);
-    let y_of = |v: f64| BOTTOM - v / top * (BOTTOM - TOP);
+    let (rx0, rx1) = (750.0, 960.0);
+    let most = rows.iter().map(|r| r.heavy_per_s).fold(1.0, f64::max) * 1.15;
+    let step = nice_step(most / 4.0);
+    let y_of = |v: f64| bottom - v / most * (bottom - top);
     let mut tick = 0.0;
-    while tick <= top {
+    while tick <= most {
         let y = y_of(tick);
         let _ = writeln!(
             s,
@@ -299,26 +325,27 @@ pub fn svg(rows: &[Row], heavy_cpu_ms: f64, caption: &str) -> String {
     }
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="{}" text-anchor="middle">heavy req/s</text>"#,
+        r#"<text x="{}" y="{}" text-anchor="middle">heavy requests/s</text>"#,
         (rx0 + rx1) / 2.0,
-        TOP - 8.0
+        top - 14.0
     );
     let group = (rx1 - rx0) / rows.len().max(1) as f64;
     for (i, r) in rows.iter().enumerate() {
         let x = rx0 + group * i as f64 + group * 0.15;
         let y = y_of(r.heavy_per_s);
+        let cx = x + group * 0.35;
         let _ = writeln!(
             s,
-            r##"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="#fd8d3c"><title>{}: {:.1} heavy req/s</title></rect><text x="{:.1}" y="{:.1}" text-anchor="end" transform="rotate(-40 {:.1} {:.1})">{}</text>"##,
+            r##"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="#fd8d3c"><title>{}: {:.1} heavy requests/s</title></rect><text x="{cx:.1}" y="{:.1}" text-anchor="middle" font-size="10">{:.0}</text><text x="{cx:.1}" y="{:.1}" text-anchor="end" transform="rotate(-40 {cx:.1} {:.1})">{}</text>"##,
             group * 0.7,
-            BOTTOM - y,
+            bottom - y,
             r.backend,
             r.heavy_per_s,
-            x + group * 0.35,
-            BOTTOM + 14.0,
-            x + group * 0.35,
-            BOTTOM + 14.0,
-            r.backend
+            y - 4.0,
+            r.heavy_per_s,
+            bottom + 14.0,
+            bottom + 14.0,
+            escape(&r.backend)
         );
     }
     s.push_str("</svg>\n");
@@ -359,9 +386,9 @@ mod tests {
         assert_eq!(row.errors, 10);
         assert!(table(std::slice::from_ref(&row))
             .contains("| tokengate | 1.00 ms | 4.00 ms | 20.00 ms | 99.0 | 10 |"));
-        let chart = svg(&[row], 10.0, "a <test>");
+        let chart = svg(&[row], 10.0, "a <test>; second line");
         assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
-        assert!(chart.contains("a &lt;test&gt;"));
+        assert!(chart.contains(">a &lt;test&gt;<") && chart.contains(">second line<"));
     }
 
     #[test]
