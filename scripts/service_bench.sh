@@ -15,7 +15,7 @@
 #
 # Settings (environment): BACKENDS, DURATION (s), WARMUP (s), LIGHT_RATE (req/s),
 # LIGHT_CONNECTIONS, HEAVY_CONNECTIONS, PORT, OUT (results folder), SVG (chart path),
-# QUIET_WAIT (s).
+# QUIET_WAIT (s), SERVER_ARGS (more flags for every server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +29,7 @@ PORT=${PORT:-18080}
 OUT=${OUT:-target/service-bench}
 SVG=${SVG:-docs/service.svg}
 QUIET_WAIT=${QUIET_WAIT:-60}
+SERVER_ARGS=${SERVER_ARGS:-}
 OHA_VERSION=1.16.0
 # The bench's heavy body (demos/src/service/work.rs, BENCH_HEAVY): ~10 ms of CPU.
 HEAVY_BODY='{"from": 1000000000, "count": 10000}'
@@ -116,7 +117,8 @@ for backend in $BACKENDS; do
     wait_until_quiet
     echo "== $backend: heavy at full speed over $HEAVY_CONNECTIONS connections," \
         "light at $LIGHT_RATE req/s, ${DURATION}s after ${WARMUP}s of warm-up"
-    "$SERVER" --backend "$backend" --port "$PORT" >"$log" 2>&1 &
+    # shellcheck disable=SC2086 # SERVER_ARGS is a list of flags
+    "$SERVER" --backend "$backend" --port "$PORT" $SERVER_ARGS >"$log" 2>&1 &
     server_pid=$!
     wait_until_listening "$log"
     read -r busy0 total0 < <(cpu_ticks)

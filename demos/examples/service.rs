@@ -16,13 +16,14 @@ use tokengate_demos::service::{self, work, Backend, BackendConfig, BackendKind, 
 
 const USAGE: &str = "\
 usage: service [--backend NAME] [--port N] [--tokio-threads N] [--cores N] [--capacity N]
-               [--max-heavy N] [--pin]
+               [--max-heavy N] [--heavy-nice N] [--pin]
   --backend        tokengate (default), tokengate-spread, spawn_blocking, rayon, inline
   --port           port on 127.0.0.1 (default 8080; 0 picks a free one)
   --tokio-threads  threads of the async runtime (default: one per core)
   --cores          cores for the CPU work: tokengate workers, rayon threads (default: all)
   --capacity       tokengate's tokens, a power of two (default 1024)
   --max-heavy      heavy requests in flight before a 503 (default 256)
+  --heavy-nice     OS niceness of tokengate's heavy workers, 0 to 19 (default 0: unchanged)
   --pin            pin tokengate-spread's workers to cores";
 
 struct Args {
@@ -63,6 +64,11 @@ fn parse_args() -> Result<Args, String> {
             "--cores" => backend.cores = number()?.max(1),
             "--capacity" => backend.capacity = number()?,
             "--max-heavy" => max_heavy = number()?,
+            "--heavy-nice" => {
+                backend.heavy_nice = value
+                    .parse()
+                    .map_err(|_| format!("--heavy-nice {value:?}: expected 0 to 19"))?
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }

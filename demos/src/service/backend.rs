@@ -95,8 +95,12 @@ pub struct BackendConfig {
     /// tokengate's capacity (tokens: tasks admitted and unfinished at once; a power of two).
     /// A light or heavy call that finds every token out is refused (503), never queued.
     pub capacity: usize,
-    /// Whether tokengate pins its workers to cores.
+    /// Whether `tokengate-spread` pins its workers to cores.
     pub pin: bool,
+    /// With `tokengate`, the OS niceness (Linux, 0 to 19) of the Heavy workers' threads:
+    /// above 0, the OS lets any other thread of the process (the light worker, the async
+    /// threads) run first when both are ready. 0 leaves them as they are.
+    pub heavy_nice: i32,
 }
 
 impl BackendConfig {
@@ -107,6 +111,7 @@ impl BackendConfig {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             capacity: 1024,
             pin: false,
+            heavy_nice: 0,
         }
     }
 }
@@ -176,6 +181,18 @@ impl Backend {
                     .lane_workers(Weight::Light, light)
                     .build()
                     .map_err(|e| e.to_string())?;
+                if config.heavy_nice != 0 {
+                    let nice = config.heavy_nice;
+                    for result in rt.broadcast(|ctx| {
+                        if ctx.index() < cores {
+                            renice_current_thread(nice)
+                        } else {
+                            Ok(())
+                        }
+                    }) {
+                        result.map_err(|e| e.to_string())??;
+                    }
+                }
                 Inner::Tokengate(rt)
             }
             BackendKind::TokengateSpread => {
@@ -281,6 +298,29 @@ impl Backend {
         // The rayon pool's threads end when the backend is dropped; spawn_blocking's belong
         // to tokio.
     }
+}
+
+/// Sets the calling thread's niceness (Linux threads have their own).
+#[cfg(target_os = "linux")]
+fn renice_current_thread(nice: i32) -> Result<(), String> {
+    // SAFETY: gettid has no preconditions; setpriority only reads its arguments.
+    let rc = unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "cannot set the heavy workers' niceness to {nice}: {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn renice_current_thread(_nice: i32) -> Result<(), String> {
+    Err("heavy_nice is only supported on Linux".into())
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
