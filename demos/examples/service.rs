@@ -23,7 +23,7 @@ usage: service [--backend NAME] [--port N] [--tokio-threads N] [--cores N] [--ca
   --cores          cores for the CPU work: tokengate workers, rayon threads (default: all)
   --capacity       tokengate's tokens, a power of two (default 1024)
   --max-heavy      heavy requests in flight before a 503 (default 256)
-  --heavy-nice     OS niceness of tokengate's heavy workers, 0 to 19 (default 0: unchanged)
+  --heavy-nice     OS niceness of tokengate's heavy workers, 0 to 19 (default 19; 0: unchanged)
   --pin            pin tokengate-spread's workers to cores";
 
 struct Args {

@@ -295,3 +295,35 @@ async fn shutdown_answers_the_requests_in_flight_then_refuses_connections() {
         );
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn tokengate_heavy_workers_run_at_the_niceness_asked() {
+    // A niceness no other test uses, so that this test's threads are the ones counted.
+    let mut config = BackendConfig::new(BackendKind::Tokengate);
+    config.cores = 2;
+    config.heavy_nice = 7;
+    let backend = Backend::new(&config).unwrap();
+    let niceness_7 = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            // Field 19 is the niceness; the fields after the ")" that ends the name start at 3.
+            let nice: i32 = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(16)?
+                .parse()
+                .ok()?;
+            (comm.starts_with("tokengate-worke") && nice == 7).then_some(())
+        })
+        .count();
+    assert_eq!(
+        niceness_7, 2,
+        "one heavy worker per core, and not the light worker"
+    );
+    backend.shutdown();
+}

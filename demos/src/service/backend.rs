@@ -29,7 +29,9 @@ pub enum Work {
 pub enum BackendKind {
     /// tokengate with one worker per core for Heavy work and one more worker for Light work
     /// (`Builder::lane_workers`): heavy work keeps every core busy, but can never occupy the
-    /// worker light work runs on. Handles are awaited as futures.
+    /// worker light work runs on; the heavy workers run at a low OS priority
+    /// ([`BackendConfig::heavy_nice`]), so that the OS runs the light worker and the async
+    /// threads first when they wake. Handles are awaited as futures.
     Tokengate,
     /// tokengate with one worker per core and the default routing (`Routing::Spread`): lanes
     /// only, so a light task waits for a worker to finish its heavy task.
@@ -97,21 +99,26 @@ pub struct BackendConfig {
     pub capacity: usize,
     /// Whether `tokengate-spread` pins its workers to cores.
     pub pin: bool,
-    /// With `tokengate`, the OS niceness (Linux, 0 to 19) of the Heavy workers' threads:
-    /// above 0, the OS lets any other thread of the process (the light worker, the async
-    /// threads) run first when both are ready. 0 leaves them as they are.
+    /// With `tokengate`, the OS niceness (Linux, 0 to 19) of the Heavy workers' threads.
+    /// Default 19 (on Linux): when the light worker or an async thread wakes, the OS runs it
+    /// at once rather than after the heavy worker's time slice, and the heavy workers still
+    /// get every cycle nothing else of higher priority wants. (With Linux's autogroups, the
+    /// default for a process started from a terminal, niceness only ranks the threads of
+    /// the process's own session against each other; elsewhere, heavy work also yields to
+    /// other programs.) 0 leaves them as they are.
     pub heavy_nice: i32,
 }
 
 impl BackendConfig {
-    /// The defaults for `kind`: every core, capacity 1024, no pinning.
+    /// The defaults for `kind`: every core, capacity 1024, no pinning, heavy workers at
+    /// niceness 19 on Linux.
     pub fn new(kind: BackendKind) -> Self {
         Self {
             kind,
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             capacity: 1024,
             pin: false,
-            heavy_nice: 0,
+            heavy_nice: if cfg!(target_os = "linux") { 19 } else { 0 },
         }
     }
 }
