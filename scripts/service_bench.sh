@@ -134,6 +134,7 @@ for backend in $BACKENDS; do
     server1=$(proc_ticks "$server_pid")
     ours=$((server1 - server0 + $(cat "$OUT/$backend.heavy.json.ticks") + $(cat "$OUT/$backend.light.json.ticks")))
     others+=("$(((busy1 - busy0 - ours) * 100 / (total1 - total0)))")
+    echo "${others[-1]}" >"$OUT/$backend.others"
     kill -INT "$server_pid"
     for _ in $(seq 300); do
         kill -0 "$server_pid" 2>/dev/null || break

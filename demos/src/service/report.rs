@@ -22,6 +22,9 @@ pub struct Row {
     /// Requests of either kind that failed: a status other than 2xx, or a connection or
     /// timeout error (requests cut by the end of the run are not counted).
     pub errors: u64,
+    /// The share of the machine's CPU that other programs took during the run, in %, if
+    /// the bench measured it.
+    pub others_cpu: Option<u32>,
 }
 
 /// What one oha JSON result says.
@@ -81,6 +84,7 @@ impl Row {
             light_ms: light.latency.map(|s| s * 1e3),
             heavy_per_s: heavy.ok as f64 / heavy.seconds,
             errors: light.errors + heavy.errors,
+            others_cpu: None,
         }
     }
 }
@@ -101,7 +105,11 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Row>, String> {
                 .map_err(|e| format!("{}: {e}", p.display()))
                 .and_then(|s| parse_oha(&s).map_err(|e| format!("{}: {e}", p.display())))
         };
-        rows.push(Row::new(name, &read(&light)?, &read(&heavy)?));
+        let mut row = Row::new(name, &read(&light)?, &read(&heavy)?);
+        row.others_cpu = std::fs::read_to_string(dir.join(format!("{name}.others")))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        rows.push(row);
     }
     if rows.is_empty() {
         return Err(format!("no results in {}", dir.display()));
@@ -112,19 +120,20 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Row>, String> {
 /// The table, in Markdown.
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| backend | light p50 | light p99 | light p99.9 | heavy req/s | errors |\n\
-         | --- | ---: | ---: | ---: | ---: | ---: |\n",
+        "| backend | light p50 | light p99 | light p99.9 | heavy req/s | errors | CPU taken by other programs |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.1} | {} |",
+            "| {} | {} | {} | {} | {:.1} | {} | {} |",
             r.backend,
             ms(r.light_ms[0]),
             ms(r.light_ms[1]),
             ms(r.light_ms[2]),
             r.heavy_per_s,
-            r.errors
+            r.errors,
+            r.others_cpu.map_or("-".into(), |p| format!("{p} %"))
         );
     }
     s
@@ -385,7 +394,7 @@ mod tests {
         assert_eq!(row.heavy_per_s, 99.0);
         assert_eq!(row.errors, 10);
         assert!(table(std::slice::from_ref(&row))
-            .contains("| tokengate | 1.00 ms | 4.00 ms | 20.00 ms | 99.0 | 10 |"));
+            .contains("| tokengate | 1.00 ms | 4.00 ms | 20.00 ms | 99.0 | 10 | - |"));
         let chart = svg(&[row], 10.0, "a <test>; second line");
         assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
         assert!(chart.contains(">a &lt;test&gt;<") && chart.contains(">second line<"));
@@ -399,6 +408,7 @@ mod tests {
             light_ms: [1.0, p99, p99],
             heavy_per_s: rps,
             errors: 0,
+            others_cpu: None,
         };
         let v = verdicts(
             &[
