@@ -17,7 +17,10 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target/tsan}
 export RUSTFLAGS="-Zsanitizer=thread"
 export RUSTDOCFLAGS="-Zsanitizer=thread"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
+# The 10,000-level nesting test of tests/hostile.rs is skipped: ThreadSanitizer's frames and
+# shadow stack do not fit the worker stack it sizes for a plain build (it crashes with SEGV);
+# it checks stack depth, not races.
 for t in runtime shutdown_race soak miri_smoke operations observe batch hostile; do
-  echo "+ cargo +nightly test -Zbuild-std --target $target --test $t"
-  cargo +nightly test -Zbuild-std --target "$target" --test "$t" -- --test-threads=1
+  echo "+ cargo +nightly test -Zbuild-std --target $target --test $t -- --test-threads=1 --skip ten_thousand_nested"
+  cargo +nightly test -Zbuild-std --target "$target" --test "$t" -- --test-threads=1 --skip ten_thousand_nested
 done
