@@ -23,9 +23,9 @@
 //!
 //! Two limits are Rust's, not ours: a `Drop` that panics while its thread already unwinds
 //! (a capture that panics in drop when the body panicked) aborts the process, as everywhere
-//! in Rust; and a scope's borrows are released only when every scoped task's allocation is
-//! dropped, so a `ScopedHandle` leaked with `mem::forget` keeps its scope waiting (as with
-//! `std::thread::scope`).
+//! in Rust; and a scope waits until every scoped task's closure is gone and its output taken
+//! or dropped (`task::TaskGroup`), so a `ScopedHandle` leaked with `mem::forget` before its
+//! task finished keeps its scope waiting (as with `std::thread::scope`).
 
 use std::cell::Cell;
 use std::fmt;
