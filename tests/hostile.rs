@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, Once};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokengate::{Operation, Runtime, TaskError, TaskHandle, TrySubmitError};
 
@@ -154,18 +154,6 @@ fn hold_worker(rt: &Runtime, op: &Operation) -> (Gate, TaskHandle<()>) {
 }
 
 const GATE: Operation = Operation::new("gate");
-
-/// Polls `done` until it is true or `limit` has passed; returns `done()`.
-fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while !done() {
-        if start.elapsed() > limit {
-            return done();
-        }
-        thread::sleep(Duration::from_millis(1));
-    }
-    true
-}
 
 fn message(payload: &(dyn Any + Send)) -> String {
     payload
@@ -327,7 +315,7 @@ fn scoped_output_is_dropped_before_scope_returns() {
         }
         steps.at("waiting for the output's drop");
         assert!(
-            eventually(PROMPTLY, || probe.dropped.load(SeqCst) == 1),
+            common::eventually(PROMPTLY, || probe.dropped.load(SeqCst) == 1),
             "the scoped task's output was never dropped"
         );
         assert_eq!(
@@ -549,7 +537,7 @@ fn shutdown_now_contains_queued_captures_panicking_in_drop() {
         steps.at("shutdown_now while the worker is held");
         let r = Arc::clone(&rt);
         let shutter = thread::spawn(move || r.shutdown_now());
-        assert!(eventually(PROMPTLY, || rt.is_shut_down()));
+        assert!(common::eventually(PROMPTLY, || rt.is_shut_down()));
         release.open();
         steps.at("joining the killed tasks");
         for (i, h) in victims.into_iter().enumerate() {
@@ -562,7 +550,7 @@ fn shutdown_now_contains_queued_captures_panicking_in_drop() {
         assert_eq!(held.join(), Ok(()));
         steps.at("shutdown_now returning");
         assert!(
-            eventually(PROMPTLY, || shutter.is_finished()),
+            common::eventually(PROMPTLY, || shutter.is_finished()),
             "shutdown_now never returned"
         );
         shutter.join().unwrap();
@@ -1073,7 +1061,7 @@ fn a_broadcast_runs_after_what_its_worker_had_queued_before_it() {
         let broadcaster = thread::spawn(move || r.broadcast(|_| l.lock().unwrap().push("B")));
         // Wait until the broadcast run is queued (its token taken, or seen in a queue), then a
         // little longer: its place in the worker's queues is what this test is about.
-        eventually(Duration::from_secs(2), || {
+        common::eventually(Duration::from_secs(2), || {
             let stats = rt.stats();
             let w = &stats.workers[0];
             stats.tokens_in_use >= 3 || w.lane_depth.iter().sum::<usize>() + w.home_depth >= 2
@@ -1189,7 +1177,7 @@ fn endless_retries(rt: &Runtime, stop: &Arc<AtomicBool>) -> TaskHandle<u32> {
         panic!("planned failure, attempt {n}");
     });
     assert!(
-        eventually(PROMPTLY, || attempts.load(SeqCst) >= 2),
+        common::eventually(PROMPTLY, || attempts.load(SeqCst) >= 2),
         "the retrying task never ran"
     );
     h

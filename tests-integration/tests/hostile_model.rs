@@ -353,17 +353,6 @@ fn contained<R>(what: &str, f: impl FnOnce() -> R) -> Result<R, TestCaseError> {
     })
 }
 
-fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while !done() {
-        if start.elapsed() > limit {
-            return done();
-        }
-        thread::sleep(Duration::from_millis(1));
-    }
-    true
-}
-
 // ---- the model --------------------------------------------------------------------------------
 
 /// A task just submitted: its handle and its count of runs (attempts).
@@ -672,7 +661,7 @@ fn run(program: Program, case: Arc<Case>, steps: Steps) -> Result<(), TestCaseEr
 
     steps.at("waiting for every token to come home");
     prop_assert!(
-        eventually(PROMPTLY, || rt.stats().tokens_in_use == 0),
+        common::eventually(PROMPTLY, || rt.stats().tokens_in_use == 0),
         "tokens never came home: {} of {} in use",
         rt.stats().tokens_in_use,
         rt.capacity()

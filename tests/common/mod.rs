@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::sync::{mpsc, Once};
+use std::time::{Duration, Instant};
 
 use tokengate::{Operation, Runtime, TaskHandle};
 
@@ -76,4 +77,16 @@ pub(crate) fn quiet_planned_panics() {
             }
         }));
     });
+}
+
+/// Polls `done` until it is true or `limit` has passed; returns `done()`.
+pub(crate) fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > limit {
+            return done();
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
 }
