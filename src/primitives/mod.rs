@@ -5,6 +5,7 @@
 //! | --- | --- | --- |
 //! | [`ArrayQueue`] | a bounded MPMC queue (Vyukov's, with stamps) | `queue.rs` |
 //! | [`TokenRing`], [`Token`] | the bounded pool of recycled tokens that admits tasks | `ring.rs` |
+//! | [`LocalDeque`], [`Steal`] | a worker's own tokens: LIFO for it, stolen oldest first (bounded Chase–Lev) | `deque.rs` |
 //! | [`Mailbox`], [`LanePicker`] | a worker's three weight lanes, taken without starvation | `mailbox.rs` |
 //! | [`TaskSlot`], [`Registration`], [`TokenState`] | one task's closure, state word and outcome; the waiter and waker hand-over | `slot.rs`, `slot_future.rs` |
 //! | [`Sleeper`] | a worker's activity word and its park/wake protocol (`sleep.md`) | `sleep.rs` |
@@ -13,6 +14,7 @@
 //! Nothing here knows about tasks, workers or runtimes: the rest of the crate is built on
 //! these, never the other way round.
 
+mod deque;
 mod limiter;
 mod mailbox;
 mod queue;
@@ -22,6 +24,7 @@ mod slot;
 mod state;
 mod wait_list;
 
+pub use deque::{LocalDeque, Steal};
 pub use limiter::Limiter;
 pub use mailbox::{LanePicker, Mailbox, STARVATION_LIMIT};
 pub use queue::ArrayQueue;

@@ -43,6 +43,19 @@ impl Token {
     pub fn index(&self) -> usize {
         self.0 as usize
     }
+
+    /// The token's number, consumed: how a structure that stores numbers holds a token.
+    #[inline]
+    pub(super) fn into_raw(self) -> u32 {
+        self.0
+    }
+
+    /// The token numbered `raw`, back from a structure that held it as a number. The caller
+    /// makes sure one token is never made twice (the number was the token's, taken once).
+    #[inline]
+    pub(super) fn from_raw(raw: u32) -> Self {
+        Self(raw)
+    }
 }
 
 /// A bounded, lock-free ring of `capacity` recycled [`Token`]s.
