@@ -1,6 +1,8 @@
 //! Dispatch: which worker gets an admitted token, and waking it. A task with a home (sticky,
-//! broadcast) goes to its home worker's own queue; any other to the submitting worker
-//! (locality) or the least loaded worker allowed for its weight, whose sleeper is woken (or,
+//! broadcast) goes to its home worker's own queue. A task a worker submits goes to that
+//! worker's local deque (Medium and Heavy tasks that every worker may run: a join pops it
+//! back, idle workers steal it) or its mailbox (Light tasks keep their lane's priority). Any
+//! other goes to the least loaded worker allowed for its weight, whose sleeper is woken (or,
 //! if it is awake, a sleeping worker that may steal it). Tasks run without a token go through
 //! [`Handoffs`] instead.
 
@@ -11,7 +13,7 @@ use super::current;
 use super::Engine;
 use crate::operation::{Operation, Weight};
 use crate::primitives::Token;
-use crate::sync::{AtomicUsize, Mutex, Ordering};
+use crate::sync::{fence, AtomicUsize, Mutex, Ordering};
 use crate::task::JobRef;
 
 /// Tasks that another worker submitted without a token and that only this worker may run
@@ -110,7 +112,14 @@ impl Engine {
             return;
         }
         let target = match current::current_index(self.id()) {
-            // Locality: a task submitted by a worker stays with it, if it may run it.
+            // Locality: a task submitted by a worker stays with it, if it may run it; on its
+            // deque if any worker may steal it, and it needs no lane priority.
+            Some(me) if weight != Weight::Light && self.routes.everyone(weight) => {
+                // SAFETY: the calling thread is worker `me`, its deque's one owner.
+                unsafe { self.workers[me].deque.push(token) };
+                self.wake_a_thief_if_one_sleeps(weight, me);
+                return;
+            }
             Some(me) if self.routes.may_run(me, weight) => me,
             _ => self.routes.least_loaded(weight, |w| self.load(w, weight)),
         };
@@ -166,6 +175,22 @@ impl Engine {
             .map(|&lane| w.mailbox.len(lane))
             .sum();
         queued + w.sleeper.is_busy() as usize
+    }
+
+    /// After worker `me` queued a task of `weight` for itself: wakes a sleeping worker that
+    /// may steal it, if one sleeps, so the task does not wait for `me` while another core
+    /// idles (and a task that blocks on it cannot deadlock `me`).
+    #[inline]
+    fn wake_a_thief_if_one_sleeps(&self, weight: Weight, me: usize) {
+        // ORDERING: SeqCst fence between the push and reading `sleepers`, paired with the
+        // fence of a worker going to sleep (`Sleeper::prepare_sleep`), which counts itself in
+        // `sleepers` before its fence and looks at every deque after it: either it sees the
+        // push, or we see it counted.
+        fence(Ordering::SeqCst);
+        // ORDERING: Relaxed, ordered by the fence above.
+        if self.sleepers.load(Ordering::Relaxed) != 0 {
+            self.wake_one_thief(weight, me);
+        }
     }
 
     #[cold]

@@ -35,7 +35,7 @@ use std::fmt;
 use crate::metrics::clock::Clock;
 use crate::metrics::counters::{self, Stripe, WorkerCounters};
 use crate::metrics::history::WorkerHistory;
-use crate::primitives::{ArrayQueue, Mailbox, Sleeper, Token, TokenRing, TokenState};
+use crate::primitives::{ArrayQueue, LocalDeque, Mailbox, Sleeper, Token, TokenRing, TokenState};
 use crate::sync::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use crate::task::{next_runtime_serial, Job};
 
@@ -45,11 +45,15 @@ use op_table::{OpEntry, OpTable};
 use route::Routes;
 use tokens::TokenTable;
 
-/// What one worker shares with everybody: its mailbox, its queues of tasks only it may run
-/// (sticky and broadcast), its activity word, its counters and its history.
+/// What one worker shares with everybody: its mailbox, its local deque, its queues of tasks
+/// only it may run (sticky and broadcast), its activity word, its counters and its history.
 #[derive(Debug)]
 pub(crate) struct WorkerShared {
     pub(crate) mailbox: Mailbox,
+    /// Tasks this worker submitted itself (see `dispatch`): it pops the newest (a join finds
+    /// its task there), idle workers steal the oldest. Only this worker's thread pushes and
+    /// pops it.
+    pub(crate) deque: LocalDeque,
     /// The sticky queue: sticky tasks whose home is this worker, in submission order; never
     /// stolen.
     pub(crate) sticky: ArrayQueue<Token>,
@@ -119,6 +123,7 @@ impl Engine {
                 .map(|_| {
                     CachePadded::new(WorkerShared {
                         mailbox: Mailbox::new(capacity),
+                        deque: LocalDeque::new(capacity),
                         sticky: ArrayQueue::new(capacity),
                         broadcasts: ArrayQueue::new(capacity),
                         sleeper: Sleeper::new(),

@@ -51,6 +51,8 @@ pub(crate) struct Routes {
     eligible: [Vec<usize>; 3],
     /// Per worker, per weight: whether it may run (and so steal) that weight.
     may_run: Vec<[bool; 3]>,
+    /// Per weight: every worker may run it.
+    everyone: [bool; 3],
 }
 
 impl Routes {
@@ -88,12 +90,23 @@ impl Routes {
         let may_run = (0..workers)
             .map(|w| Weight::ALL.map(|weight| eligible[weight.lane()].contains(&w)))
             .collect();
-        Ok(Self { eligible, may_run })
+        let everyone = Weight::ALL.map(|weight| eligible[weight.lane()].len() == workers);
+        Ok(Self {
+            eligible,
+            may_run,
+            everyone,
+        })
     }
 
     #[inline]
     pub(crate) fn eligible(&self, weight: Weight) -> &[usize] {
         &self.eligible[weight.lane()]
+    }
+
+    /// Whether every worker may run `weight`: then any worker may steal such a task.
+    #[inline]
+    pub(crate) fn everyone(&self, weight: Weight) -> bool {
+        self.everyone[weight.lane()]
     }
 
     #[inline]

@@ -142,6 +142,13 @@ impl Held<'_> {
         })
     }
 
+    /// The generation of the task the token carries now (0: none admitted yet).
+    #[inline]
+    pub(crate) fn generation(&self) -> u32 {
+        // SAFETY: the holder alone touches the cell (see `Held`).
+        self.slot.generation.with(|g| unsafe { *g })
+    }
+
     /// Whether the token's task holds its operation's permit; clears the mark.
     #[inline]
     pub(crate) fn take_permit(&self) -> bool {

@@ -38,7 +38,7 @@ use crate::error::TaskError;
 use crate::metrics::counters::Stripe;
 use crate::metrics::history::RawRecord;
 use crate::operation::Weight;
-use crate::primitives::{LanePicker, Registration, Token, TokenState};
+use crate::primitives::{LanePicker, Registration, Steal, Token, TokenState};
 use crate::sync::{bump_exclusive, thread, Arc, Backoff, Ordering};
 use crate::task::{Job, JobRef, TaskMeta};
 
@@ -90,6 +90,21 @@ impl Worker {
         self.engine.workers[self.index].sticky.pop()
     }
 
+    /// Pops the newest token of this worker's local deque.
+    #[inline]
+    fn pop_local(&self) -> Option<Token> {
+        // SAFETY: `self` lives on worker `index`'s thread (a `Worker` is never sent), the
+        // one owner of that worker's deque.
+        unsafe { self.engine.workers[self.index].deque.pop() }
+    }
+
+    /// Puts back a token just popped from this worker's local deque.
+    #[inline]
+    fn push_local(&self, token: Token) {
+        // SAFETY: as in `pop_local`.
+        unsafe { self.engine.workers[self.index].deque.push(token) }
+    }
+
     /// The thread's main loop; returns when the runtime stops.
     pub(crate) fn run(self) {
         let me = &self;
@@ -111,9 +126,12 @@ impl Worker {
     }
 
     /// The next work to run: the own sticky queue and mailbox (alternating, so neither
-    /// starves), then broadcast runs (after what was queued here before them), then tasks
-    /// handed over without a token, then steal from neighbours i+1, i+2, …, in lane priority
-    /// order, only lanes this worker may run.
+    /// starves), then the local deque (newest first: what this worker submitted itself comes
+    /// after what others sent it, so its own nested work never starves a Light task waiting
+    /// in its mailbox), then broadcast runs (after what was queued here before them), then
+    /// tasks handed over without a token, then steal from neighbours i+1, i+2, …: their
+    /// mailbox lanes in priority order (only lanes this worker may run), then the oldest of
+    /// their deque.
     #[inline]
     fn find_work(&self) -> Option<Work> {
         let engine = &*self.engine;
@@ -136,6 +154,9 @@ impl Worker {
                 return Some(Work::Token(token));
             }
         }
+        if let Some(token) = self.pop_local() {
+            return Some(Work::Token(token));
+        }
         if let Some(token) = me.broadcasts.pop() {
             return Some(Work::Token(token));
         }
@@ -144,14 +165,20 @@ impl Worker {
         }
         let n = engine.workers.len();
         for k in 1..n {
-            let victim = &engine.workers[(self.index + k) % n].mailbox;
+            let victim = &engine.workers[(self.index + k) % n];
             for weight in Weight::ALL {
                 if engine.routes.may_run(self.index, weight) {
-                    if let Some(token) = victim.steal(weight) {
+                    if let Some(token) = victim.mailbox.steal(weight) {
                         bump_exclusive(&me.counters.tasks_stolen, 1);
                         return Some(Work::Token(token));
                     }
                 }
+            }
+            // A deque holds only weights every worker may run. A lost race (`Retry`) leaves
+            // the token to its winner; `has_work` brings this worker back if more is left.
+            if let Steal::Taken(token) = victim.deque.steal() {
+                bump_exclusive(&me.counters.tasks_stolen, 1);
+                return Some(Work::Token(token));
             }
         }
         None
@@ -170,13 +197,15 @@ impl Worker {
         }
     }
 
-    /// Whether any work this worker may run is waiting: in its own queues (mailbox, broadcast
-    /// runs, the sticky queue unless a sticky task runs here, hand-offs) or stealable from a
-    /// neighbour's mailbox. What [`find_work`](Self::find_work) would find, without taking it.
+    /// Whether any work this worker may run is waiting: in its own queues (mailbox, deque,
+    /// broadcast runs, the sticky queue unless a sticky task runs here, hand-offs) or
+    /// stealable from a neighbour's mailbox or deque. What [`find_work`](Self::find_work)
+    /// would find, without taking it.
     fn has_work(&self) -> bool {
         let engine = &*self.engine;
         let me = &engine.workers[self.index];
         if !me.mailbox.is_empty()
+            || !me.deque.is_empty()
             || !me.broadcasts.is_empty()
             || (self.sticky_depth.get() == 0 && !me.sticky.is_empty())
             || me.handoffs.has_runnable(self.sticky_depth.get() == 0)
@@ -185,10 +214,11 @@ impl Worker {
         }
         let n = engine.workers.len();
         (1..n).any(|k| {
-            let victim = &engine.workers[(self.index + k) % n].mailbox;
-            Weight::ALL
-                .iter()
-                .any(|&w| engine.routes.may_run(self.index, w) && victim.len(w) != 0)
+            let victim = &engine.workers[(self.index + k) % n];
+            !victim.deque.is_empty()
+                || Weight::ALL
+                    .iter()
+                    .any(|&w| engine.routes.may_run(self.index, w) && victim.mailbox.len(w) != 0)
         })
     }
 
@@ -467,13 +497,36 @@ impl Worker {
         self.engine.sleepers.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Joins `job` from this worker: runs it inline if it has not started, else runs other
-    /// tasks until it is finished.
+    /// Joins `job` from this worker: runs it here if it has not started (popped back from the
+    /// local deque when it is the newest there, as `rayon::join` does; else claimed in place),
+    /// else runs other tasks until it is finished.
     pub(crate) fn join(&self, job: &dyn Job) {
+        if job.is_ready() || (self.run_own_newest(job) && job.is_ready()) {
+            return;
+        }
         if self.run_inline(job) || job.is_ready() {
             return;
         }
         self.wait_helping(job);
+    }
+
+    /// If the newest token of the local deque is `job`'s, pops it and runs it here (the
+    /// common case of a fork-join: nobody stole it), giving the token back at once. Returns
+    /// whether it did.
+    #[inline]
+    fn run_own_newest(&self, job: &dyn Job) -> bool {
+        let id = job.meta().id;
+        let Some(token) = self.pop_local() else {
+            return false;
+        };
+        // Popped, the token is ours: its generation says which task it carries now.
+        let held = self.engine.tokens.held(&token);
+        if token.index() != id.index() as usize || held.generation() != id.generation() {
+            self.push_local(token);
+            return false;
+        }
+        self.execute(token);
+        true
     }
 
     /// Runs this worker's queued tasks until `job` (of this runtime or another) is finished.

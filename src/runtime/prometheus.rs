@@ -16,11 +16,13 @@ use super::Runtime;
 use crate::engine::reputation::Health;
 
 /// The mailbox lanes of a worker as `lane` label values, in [`WorkerStats::lane_depth`]
-/// order, then the queues of the tasks whose home the worker is (sticky and broadcast tasks).
+/// order, then the queues of the tasks whose home the worker is (sticky and broadcast tasks),
+/// then its local deque (tasks it submitted itself).
 ///
 /// [`WorkerStats::lane_depth`]: crate::WorkerStats::lane_depth
 const LANES: [&str; 3] = ["light", "medium", "heavy"];
 const HOME_LANE: &str = "home";
+const LOCAL_LANE: &str = "local";
 
 /// Every health class with its `health` label value (the state-set pattern: one sample per
 /// class, 1 for the operation's class, 0 for the others).
@@ -57,7 +59,7 @@ impl Stats {
     /// | `tokengate_operation_health` | gauge (state set) | `operation`, `health` | [`OperationStats::health`]: 1 for its class, 0 for the others |
     /// | `tokengate_operation_paused` | gauge (0/1) | `operation` | [`OperationStats::paused`] |
     /// | `tokengate_operation_blocked` | gauge (0/1) | `operation` | [`OperationStats::is_blocked`] |
-    /// | `tokengate_queue_depth` | gauge | `worker`, `lane` | [`WorkerStats::lane_depth`] (`light`, `medium`, `heavy`) and [`WorkerStats::home_depth`] (`home`) |
+    /// | `tokengate_queue_depth` | gauge | `worker`, `lane` | [`WorkerStats::lane_depth`] (`light`, `medium`, `heavy`) and [`WorkerStats::home_depth`] (`home`) and [`WorkerStats::local_depth`] (`local`) |
     /// | `tokengate_workers_busy` | gauge | | workers whose [`WorkerStats::busy_now`] is true |
     /// | `tokengate_workers_idle` | gauge | | the other workers |
     /// | `tokengate_worker_utilization` | gauge (0..1) | `worker` | [`WorkerStats::utilization`], over the runtime's life |
@@ -112,6 +114,7 @@ impl Stats {
     /// [`OperationStats::is_blocked`]: crate::OperationStats::is_blocked
     /// [`WorkerStats::lane_depth`]: crate::WorkerStats::lane_depth
     /// [`WorkerStats::home_depth`]: crate::WorkerStats::home_depth
+    /// [`WorkerStats::local_depth`]: crate::WorkerStats::local_depth
     /// [`WorkerStats::busy_now`]: crate::WorkerStats::busy_now
     /// [`WorkerStats::utilization`]: crate::WorkerStats::utilization
     /// [`WorkerStats::busy`]: crate::WorkerStats::busy
@@ -259,7 +262,7 @@ impl Stats {
         text.family(
             name,
             "gauge",
-            "Tasks queued in a worker's mailbox, per lane.",
+            "Tasks queued for a worker: its mailbox per lane, its home queues, its local deque.",
         );
         for (w, i) in workers.iter().zip(&index) {
             for (lane, depth) in LANES.iter().zip(w.lane_depth) {
@@ -267,6 +270,8 @@ impl Stats {
             }
             let labels = [("worker", i.as_str()), ("lane", HOME_LANE)];
             text.sample(name, &labels, w.home_depth);
+            let labels = [("worker", i.as_str()), ("lane", LOCAL_LANE)];
+            text.sample(name, &labels, w.local_depth);
         }
 
         let busy = workers.iter().filter(|w| w.busy_now).count();

@@ -215,6 +215,8 @@ pub struct WorkerStats {
     /// Tasks queued for it alone, of which it is the home worker: its sticky queue and its
     /// broadcast runs.
     pub home_depth: usize,
+    /// Tasks it submitted itself, queued in its local deque (others may steal them).
+    pub local_depth: usize,
     /// Whether it is running a task right now.
     pub busy_now: bool,
 }
@@ -393,6 +395,7 @@ fn stats(engine: &Engine) -> Stats {
                 idle: uptime.saturating_sub(busy),
                 lane_depth: Weight::ALL.map(|l| w.mailbox.len(l)),
                 home_depth: w.sticky.len() + w.broadcasts.len(),
+                local_depth: w.deque.len(),
                 busy_now: w.sleeper.is_busy(),
             }
         })

@@ -216,7 +216,7 @@ fn a_known_workload_reads_back_from_the_parsed_text() {
     assert!(per_worker("tokengate_worker_steals_total") <= 1000.0);
     assert!(per_worker("tokengate_worker_busy_seconds_total") >= 250.0 * 100e-6);
     for w in ["0", "1"] {
-        for lane in ["light", "medium", "heavy", "home"] {
+        for lane in ["light", "medium", "heavy", "home", "local"] {
             let labels = [("worker", w), ("lane", lane)];
             assert_eq!(value(&exposition, "tokengate_queue_depth", &labels), 0.0);
         }
@@ -231,7 +231,7 @@ fn a_known_workload_reads_back_from_the_parsed_text() {
         family(&exposition, "tokengate_queue_depth")
             .iter_samples()
             .count(),
-        8
+        10
     );
     let busy = value(&exposition, "tokengate_workers_busy", &[]);
     let idle = value(&exposition, "tokengate_workers_idle", &[]);
