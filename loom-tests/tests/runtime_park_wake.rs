@@ -155,3 +155,23 @@ fn dropping_the_runtime_runs_a_task_nobody_joined() {
         assert_eq!(runs.load(Ordering::Relaxed), 1, "the task ran again");
     });
 }
+
+/// One token, two tasks submitted back to back without a join in between: the second
+/// submission finds every token out and parks on the ring's wait list; the worker gives the
+/// token back into its own cache (`engine/token_cache.rs`), not the ring, and must wake the
+/// waiter, which takes it from there. (With the wake-up after the cache push removed, this
+/// model deadlocks.)
+#[test]
+fn a_submitter_waiting_for_a_token_is_woken_by_a_give_back_into_a_workers_cache() {
+    check_each_head_start(|yields| {
+        let rt = tiny_runtime(1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        give_the_worker_a_head_start(yields);
+        let first = submit_counted(&rt, &runs, 1);
+        let second = submit_counted(&rt, &runs, 2);
+        assert_eq!(first.join(), Ok(1));
+        assert_eq!(second.join(), Ok(2));
+        drop(rt);
+        assert_eq!(runs.load(Ordering::Relaxed), 2);
+    });
+}

@@ -122,7 +122,7 @@ impl Engine {
             broadcast_to,
             home: broadcast_to.or_else(|| self.sticky_home(op)),
         };
-        let (token, func) = match self.ring.try_take() {
+        let (token, func) = match self.take_token() {
             Some(token) => (token, func),
             None if !wait => return Err(TrySubmitError::Full(func)),
             // SAFETY: forwarded from the caller.
@@ -223,7 +223,7 @@ impl Engine {
                 continue;
             }
             while tokens.len() < pending.len() {
-                match self.ring.try_take() {
+                match self.take_token() {
                     Some(t) => tokens.push(t),
                     None => break,
                 }
@@ -317,19 +317,19 @@ impl Engine {
         };
         if current::with_any_current(|_| ()).is_none() {
             // A plain thread: park until a token comes home or the runtime closes.
-            return match self.ring.take_or(|| self.is_closed()) {
+            return match self.take_token_or(|| self.is_closed()) {
                 Some(token) => Dry::Token(token, func),
                 None => Dry::Closed(func),
             };
         }
         loop {
-            if let Some(token) = self.ring.try_take() {
+            if let Some(token) = self.take_token() {
                 return Dry::Token(token, func);
             }
             if self.is_closed() {
                 return Dry::Closed(func);
             }
-            let token_or_closed = || self.ring.available() != 0 || self.is_closed();
+            let token_or_closed = || self.free_tokens() != 0 || self.is_closed();
             if current::is_worker_of(self.id()) {
                 match limiter {
                     Some(l) if !l.try_acquire() => {

@@ -6,6 +6,7 @@
 //! | --- | --- |
 //! | `mod.rs` | [`Engine`] and [`WorkerShared`]: the shared state; closing, stopping |
 //! | `tokens.rs` | the token table: the task under each token, touched by its holder only |
+//! | `token_cache.rs` | free tokens each worker keeps at hand, so the ring is not a hot spot |
 //! | `admit.rs` | admission: take a token, write the task under it, hand it on |
 //! | `dispatch.rs` | which worker gets a token, and waking it |
 //! | `route.rs` | which workers may run which weight |
@@ -25,6 +26,7 @@ pub(crate) mod op_table;
 pub(crate) mod reputation;
 pub(crate) mod retry;
 pub(crate) mod route;
+pub(crate) mod token_cache;
 pub(crate) mod tokens;
 pub(crate) mod topology;
 pub(crate) mod worker;
@@ -43,6 +45,7 @@ use dispatch::Handoffs;
 use hold::Holds;
 use op_table::{OpEntry, OpTable};
 use route::Routes;
+use token_cache::TokenCaches;
 use tokens::TokenTable;
 
 /// What one worker shares with everybody: its mailbox, its local deque, its queues of tasks
@@ -86,6 +89,8 @@ pub(crate) struct Engine {
     /// Global pause and the tokens a pause holds back.
     holds: Holds,
     tokens: TokenTable,
+    /// Free tokens the workers keep at hand (see `token_cache.rs`).
+    caches: TokenCaches,
     pub(crate) workers: Box<[CachePadded<WorkerShared>]>,
     pub(crate) routes: Routes,
     /// No new admissions (set by `shutdown` and `shutdown_now`).
@@ -119,6 +124,7 @@ impl Engine {
             settings,
             holds: Holds::new(),
             tokens: TokenTable::new(capacity),
+            caches: TokenCaches::new(workers, capacity),
             workers: (0..workers)
                 .map(|_| {
                     CachePadded::new(WorkerShared {

@@ -291,7 +291,7 @@ impl Worker {
                 engine.dispatch(next);
             }
         }
-        engine.ring.give_back(token);
+        engine.give_token_from(self.index, token);
     }
 
     /// Why a task of `entry` must not run, if it must not: `shutdown_now`, a drain or kill of

@@ -116,6 +116,15 @@ impl TokenRing {
         self.waiters.notify_all();
     }
 
+    /// Calls `attempt` until it returns `Some`, waiting (spin, then yield, then park) on the
+    /// ring's wait list in between: woken by every [`give_back`](Self::give_back) and
+    /// [`wake_all_waiters`](Self::wake_all_waiters). For a condition on tokens that are held
+    /// elsewhere as well as in the ring (a holder that keeps free tokens at hand must call
+    /// `wake_all_waiters` after each one it puts there, so that no waiter misses it).
+    pub fn wait_for<R>(&self, attempt: impl FnMut() -> Option<R>) -> R {
+        self.waiters.wait_for(attempt)
+    }
+
     /// Blocks until every token is back in the ring (spin, then yield, then park).
     pub fn wait_all_home(&self) {
         self.waiters

@@ -328,7 +328,7 @@ impl Drop for Runtime {
 /// The end of a shutdown, once admission is closed: waits until every admitted task has
 /// finished (every token is home), stops the workers and joins their threads.
 fn finish(engine: &Engine, threads: impl IntoIterator<Item = thread::JoinHandle<()>>) {
-    engine.ring.wait_all_home();
+    engine.wait_all_tokens_home();
     engine.stop_workers();
     for t in threads {
         // A worker never panics (tasks' panics are caught); ignore it if one did.

@@ -403,7 +403,7 @@ fn stats(engine: &Engine) -> Stats {
     Stats {
         uptime,
         capacity: engine.ring.capacity(),
-        tokens_in_use: engine.ring.capacity() - engine.ring.available(),
+        tokens_in_use: engine.ring.capacity().saturating_sub(engine.free_tokens()),
         paused: engine.is_paused(),
         held: engine.held_len(),
         timings: engine.settings.timings,
