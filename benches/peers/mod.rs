@@ -13,6 +13,11 @@
 //! - [`Pool::light_wait`]: every worker busy with a heavy backlog, how long until a newly
 //!   submitted light task starts (T5).
 //!
+//! The fine-grained figures F1–F4 add two things, in [`fine`]: nested fork-join
+//! ([`fine::ForkJoin`], F1, where chili joins the peers) and a batch submitted by several
+//! threads at once ([`Pool::batch_from`], F3); F2 and F4 are [`Pool::batch`] and
+//! [`Pool::round_trip`] at 1 and 2 workers.
+//!
 //! How each implementation does them:
 //!
 //! | kind | batch: submit, then wait for all | round trip: submit, then get the result |
@@ -20,6 +25,7 @@
 //! | tokengate | `submit` each, keep the handles, `join` them | `spawn(..).join()` |
 //! | tokengate batch | one `submit_batch` of all `n` closures, `join` the handles | as tokengate |
 //! | tokengate no metrics | as tokengate, on a runtime built with `metrics(false)` | as tokengate |
+//! | tokengate dropped | `submit` each, drop the handle at once, count down the latch | as tokengate |
 //! | rayon spawn | `ThreadPool::spawn` + a countdown latch | `ThreadPool::spawn` + a oneshot channel |
 //! | rayon scope | `ThreadPool::scope`, `s.spawn` each | `scope` with one `s.spawn` |
 //! | rayon join | `install` a recursive `rayon::join` over the index range | `ThreadPool::join(task, noop)` |
@@ -32,10 +38,12 @@
 //! latch is one shared atomic counter whose last decrement unparks the waiter. Both are the
 //! cheapest common ways for a pool without result handles to hand back a result or a
 //! completion; tokengate's handles carry the result of every task, which is more work, not
-//! less. The two tokengate variants isolate one change each against plain tokengate: the
-//! batch submission API (only [`Pool::batch`] differs; the round trip, the heavy backlog and
-//! light task of [`Pool::light_wait`], and idling are plain tokengate's code), and the cost of
-//! recording timings (`Builder::metrics(false)`; every operation as plain tokengate).
+//! less. The tokengate variants isolate one change each against plain tokengate: the batch
+//! submission API (only [`Pool::batch`] differs; the round trip, the heavy backlog and light
+//! task of [`Pool::light_wait`], and idling are plain tokengate's code), the cost of recording
+//! timings (`Builder::metrics(false)`; every operation as plain tokengate), and the cost of
+//! keeping a handle per task (dropped handles, completion counted on the latch as the peers
+//! without handles count it; only [`Pool::batch`] and [`Pool::batch_from`] differ).
 //! tokio's `JoinHandle` is a future; waiting for it from synchronous code takes a
 //! `block_on`, so tokio uses the same channel as the others. tokio's runtime is built with
 //! `max_blocking_threads(workers)` (the threads that run the work) and one async worker
@@ -47,6 +55,8 @@
 
 // Each bench uses part of this module; the example uses all of it.
 #![allow(dead_code)]
+
+pub(crate) mod fine;
 
 use std::hint::{black_box, spin_loop};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -80,6 +90,10 @@ pub(crate) enum Kind {
     /// tokengate, pinned, built with `metrics(false)` (no timings recorded); everything else
     /// as [`Kind::Tokengate`].
     TokengateNoMetrics,
+    /// tokengate, pinned, whose [`Pool::batch`] and [`Pool::batch_from`] drop every handle
+    /// as soon as the task is submitted (fire and forget) and wait on the countdown latch, as
+    /// the peers without handles do; everything else as [`Kind::Tokengate`].
+    TokengateDropped,
     /// A rayon pool, `ThreadPool::spawn` from outside.
     RayonSpawn,
     /// A rayon pool, `ThreadPool::scope`.
@@ -94,6 +108,9 @@ pub(crate) enum Kind {
     StdThread,
     /// tokio's blocking pool, `Runtime::spawn_blocking`.
     TokioBlocking,
+    /// chili's fork-join, `Scope::join`: a peer of F1 only ([`fine::ForkJoin`]). chili has
+    /// no way to hand a task to its pool from a thread outside it, so it is no [`Pool`].
+    Chili,
 }
 
 impl Kind {
@@ -116,6 +133,7 @@ impl Kind {
             Kind::TokengateUnpinned => "tokengate_unpinned",
             Kind::TokengateBatch => "tokengate_batch",
             Kind::TokengateNoMetrics => "tokengate_no_metrics",
+            Kind::TokengateDropped => "tokengate_dropped",
             Kind::RayonSpawn => "rayon_spawn",
             Kind::RayonScope => "rayon_scope",
             Kind::RayonJoin => "rayon_join",
@@ -123,6 +141,7 @@ impl Kind {
             Kind::ThreadPool => "threadpool",
             Kind::StdThread => "std_thread",
             Kind::TokioBlocking => "tokio_blocking",
+            Kind::Chili => "chili",
         }
     }
 
@@ -133,6 +152,7 @@ impl Kind {
             Kind::TokengateUnpinned => "tg unpinned",
             Kind::TokengateBatch => "tg batch",
             Kind::TokengateNoMetrics => "tg no-metrics",
+            Kind::TokengateDropped => "tg dropped",
             Kind::RayonSpawn => "rayon spawn",
             Kind::RayonScope => "rayon scope",
             Kind::RayonJoin => "rayon join",
@@ -140,6 +160,7 @@ impl Kind {
             Kind::ThreadPool => "threadpool",
             Kind::StdThread => "std thread",
             Kind::TokioBlocking => "tokio blk",
+            Kind::Chili => "chili",
         }
     }
 
@@ -151,6 +172,7 @@ impl Kind {
                 | Kind::TokengateUnpinned
                 | Kind::TokengateBatch
                 | Kind::TokengateNoMetrics
+                | Kind::TokengateDropped
         )
     }
 
@@ -193,9 +215,13 @@ enum Inner {
 
 impl Pool {
     /// Starts a pool of `kind` with `workers` worker threads.
+    ///
+    /// # Panics
+    ///
+    /// For [`Kind::Chili`], which is measured only by [`fine::ForkJoin`].
     pub(crate) fn new(kind: Kind, workers: usize) -> Self {
         let inner = match kind {
-            Kind::Tokengate | Kind::TokengateBatch => {
+            Kind::Tokengate | Kind::TokengateBatch | Kind::TokengateDropped => {
                 Inner::Tokengate(tokengate_runtime(workers, true, true))
             }
             Kind::TokengateUnpinned => Inner::Tokengate(tokengate_runtime(workers, false, true)),
@@ -216,6 +242,7 @@ impl Pool {
                     .build()
                     .expect("a tokio runtime builds"),
             ),
+            Kind::Chili => panic!("chili runs nested fork-join only: see fine::ForkJoin"),
         };
         Self {
             kind,
@@ -231,7 +258,8 @@ impl Pool {
     /// Runs `task(i)` for every `i` in `0..n`, as `n` tasks submitted one by one from the
     /// calling thread, and returns when all have run. `op` is tokengate's operation for them
     /// (the peers have no such notion). [`Kind::TokengateBatch`] submits the `n` tasks with
-    /// one `submit_batch` call instead.
+    /// one `submit_batch` call instead; [`Kind::TokengateDropped`] drops each handle at once
+    /// and waits on the latch.
     pub(crate) fn batch<F>(&self, n: usize, op: &Operation, task: F)
     where
         F: Fn(usize) + Copy + Send + Sync + 'static,
@@ -242,7 +270,7 @@ impl Pool {
                     h.join().expect("a tokengate task ran");
                 }
             }
-            Inner::Tokengate(rt) => {
+            Inner::Tokengate(rt) if !self.counts_on_latch() => {
                 let handles: Vec<_> = (0..n).map(|i| rt.submit(op, move || task(i))).collect();
                 for h in handles {
                     h.join().expect("a tokengate task ran");
@@ -260,13 +288,22 @@ impl Pool {
             _ => {
                 LATCH.arm(n);
                 for i in 0..n {
-                    self.spawn_detached(move || {
-                        task(i);
-                        LATCH.count_down();
-                    });
+                    self.spawn_counted(op, move || task(i));
                 }
                 LATCH.wait();
             }
+        }
+    }
+
+    /// Whether [`Pool::batch`] waits for its tasks on the countdown [`LATCH`] (the pools
+    /// without result handles, and tokengate with its handles dropped) rather than on
+    /// handles, a scope, a join or threads of its own.
+    pub(crate) fn counts_on_latch(&self) -> bool {
+        match &self.inner {
+            Inner::Tokengate(_) => self.kind == Kind::TokengateDropped,
+            Inner::Rayon(_) => self.kind == Kind::RayonSpawn,
+            Inner::Channel(_) | Inner::ThreadPool(_) | Inner::Tokio(_) => true,
+            Inner::StdThread => false,
         }
     }
 
@@ -369,6 +406,20 @@ impl Pool {
         Some(began.saturating_duration_since(submitted))
     }
 
+    /// Fire and forget, then count down the [`LATCH`] once `f` has run. tokengate's handle is
+    /// dropped at once (its task runs all the same); the others go through
+    /// [`spawn_detached`](Self::spawn_detached).
+    fn spawn_counted(&self, op: &Operation, f: impl FnOnce() + Send + 'static) {
+        let f = move || {
+            f();
+            LATCH.count_down();
+        };
+        match &self.inner {
+            Inner::Tokengate(rt) => drop(rt.submit(op, f)),
+            _ => self.spawn_detached(f),
+        }
+    }
+
     /// Fire and forget, for the pools that have no result handle of their own.
     fn spawn_detached(&self, f: impl FnOnce() + Send + 'static) {
         match &self.inner {
@@ -385,7 +436,7 @@ impl Pool {
 
 /// A tokengate runtime of `workers` workers, recording timings if `metrics`; pinned if asked
 /// and this machine allows it.
-fn tokengate_runtime(workers: usize, pin: bool, metrics: bool) -> Runtime {
+pub(crate) fn tokengate_runtime(workers: usize, pin: bool, metrics: bool) -> Runtime {
     let builder = || Runtime::builder().workers(workers).metrics(metrics);
     builder().pin(pin).build().unwrap_or_else(|e| {
         eprintln!("tokengate: pinned build failed ({e}); using pin(false)");

@@ -1,5 +1,6 @@
-//! Every performance figure of DESIGN.md (T1–T7), for tokengate and each peer, measured in
-//! one run, printed as one table and drawn as an SVG chart.
+//! Every performance figure of DESIGN.md (T1–T7) and the fine-grained figures (F1–F4), for
+//! tokengate and each peer, measured in one run, printed as two tables and drawn as one SVG
+//! chart.
 //!
 //! ```text
 //! cargo run --release -p tokengate-demos --example compare              # the full run, 2-3 minutes
@@ -10,7 +11,8 @@
 //! How it measures:
 //!
 //! - The implementations and the way each submits and waits are those of the benches
-//!   (`benches/peers/mod.rs`, included here). Every pool has 2 worker threads.
+//!   (`benches/peers/mod.rs`, included here, and its `fine.rs` for F1–F4). Every pool of
+//!   T1–T7 has 2 worker threads; F1–F4 are measured at 1 and at 2.
 //! - Each figure runs in rounds; in each round every implementation is measured once, in an
 //!   order that rotates from round to round (A B C …, B C … A, …), so that a burst of load
 //!   from elsewhere hits all of them alike. Each cell of the table is the median of the
@@ -22,6 +24,11 @@
 //!   and `tg no-metrics` (T1 and T2: a runtime built with `metrics(false)`). The ratio and
 //!   "met" columns judge plain tokengate; lines under the table give the T1 ratio of
 //!   `tg batch` to the best peer and the difference metrics on/off makes to T1 and T2.
+//! - The F table has columns of its own: tokengate, `tg batch` and `tg dropped` (every handle
+//!   dropped at once, completion counted on a latch as the peers count it; F2 and F3), and
+//!   the peers each figure is about: `rayon::join` and chili for F1, rayon's `spawn` and the
+//!   crossbeam-channel pool for F2–F4. A serial baseline (F1) or the floor (F4) is measured
+//!   in the same rounds as the pools.
 //!
 //! The figures:
 //!
@@ -34,6 +41,15 @@
 //! | T5 | light task under heavy load | 4 heavy tasks per worker queued, every worker running one; half a heavy task later a light task is submitted; ms until it starts. tokengate: Heavy vs Light operations; the peers are FIFO |
 //! | T6 | allocations per task | heap allocations (all threads) during n round trips (submit, then wait for the result), divided by n; a counting global allocator, switched on only for this |
 //! | T7 | skewed batch | 64 tasks, 4 of them 20× longer (0.5 ms / 10 ms), in a fixed shuffled order; ms until all are done |
+//! | F1 | nested fork-join | `fib(34)` (`--quick`: 32), each call at or above the cut-off (12, then 20) forking `fib(n-1)` and computing `fib(n-2)` itself, the whole call inside the pool (tokengate: submit + join on the worker; `rayon::join`; chili's `Scope::join`); speedup = serial `fib` on the main thread ÷ the pool's time, at 1 and 2 workers |
+//! | F2 | tiny tasks from one thread | 200,000 empty tasks (`--quick`: 20,000) submitted from the main thread, wait for all; ns per task: tokengate with handles joined, one `submit_batch`, handles dropped; rayon `spawn`, channel pool |
+//! | F3 | many submitters | w threads (w = the workers, 1 and 2) each submitting 100,000 empty tasks (`--quick`: 10,000), wait for all; million tasks per second |
+//! | F4 | round trip | as T2, at 1 and 2 workers, with the floor measured in the same rounds |
+//!
+//! The F-targets: F1, tokengate's speedup ≥ `rayon::join`'s at 1 and at 2 workers, and its
+//! speedup at 2 workers ≥ 1.8 × its speedup at 1; F2, tokengate's joined ns per task ≤ the
+//! best peer's, and dropped ≤ joined; F3, throughput ≥ the best peer's at w = 1 (w = 2 is
+//! reported); F4, ≤ 3× the floor.
 
 #[path = "../../benches/peers/mod.rs"]
 mod peers;
@@ -44,6 +60,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use peers::fine::{self, ForkJoin, FINE_WORKERS, FORK_JOIN_KINDS, ROUND_TRIP_KINDS, SUBMIT_KINDS};
 use peers::{Kind, PingPong, Pool, DEFAULT, HEAVY, WORKERS};
 use plotters::coord::ranged1d::{SegmentedCoord, ValueFormatter};
 use plotters::coord::types::RangedCoordusize;
@@ -150,6 +167,11 @@ spawn_blocking), interleaved round by round in one run, and prints one table of 
 with the ratio tokengate / best peer and whether each target is met. Two tokengate
 variants are measured beside it: one submit_batch per batch (T1) and metrics off (T1, T2).
 
+Then the fine-grained figures, at 1 and 2 workers, in a second table: F1 nested fork-join
+(fib(34) forking above a cut-off of 12 or 20, against rayon::join and chili; speedup over
+serial), F2 empty tasks from one thread (handles joined, submit_batch, handles dropped),
+F3 as many submitting threads as workers, F4 the round trip against the ping-pong floor.
+
 Options:
   --quick       fewer rounds and smaller sizes (a smoke run, well under 2 minutes)
   --svg PATH    where to write the chart (default: target/compare.svg)
@@ -169,6 +191,12 @@ struct Config {
     idle_window: Duration,
     /// T6: round trips counted.
     counted_tasks: usize,
+    /// F1: the argument of `fib`.
+    fib_n: u32,
+    /// F2: empty tasks per measurement.
+    fine_tasks: usize,
+    /// F3: empty tasks per submitter per measurement.
+    submitter_tasks: usize,
 }
 
 impl Config {
@@ -197,6 +225,9 @@ impl Config {
                 round_trips: 1_000,
                 idle_window: Duration::from_millis(250),
                 counted_tasks: 1_000,
+                fib_n: 32,
+                fine_tasks: 20_000,
+                submitter_tasks: 10_000,
             }
         } else {
             Self {
@@ -208,6 +239,9 @@ impl Config {
                 round_trips: 10_000,
                 idle_window: Duration::from_secs(1),
                 counted_tasks: 10_000,
+                fib_n: fine::FIB_N,
+                fine_tasks: 200_000,
+                submitter_tasks: 100_000,
             }
         })
     }
@@ -227,6 +261,10 @@ const SKEW_FACTOR: u64 = 20;
 const SKEW_SHORT_TIME: Duration = Duration::from_micros(500);
 /// T2: a ping-pong floor above this (ns) cannot be a cache-line transfer; see `main`.
 const FLOOR_PLAUSIBLE_NS: f64 = 2_000.0;
+/// F1: the least speedup at 2 workers ÷ the speedup at 1 worker that tokengate is to reach.
+const F1_SCALING: f64 = 1.8;
+/// F4: the most round trip ÷ the ping-pong floor that tokengate is to take.
+const F4_FLOOR_FACTOR: f64 = 3.0;
 /// The pause after dropping a pool, so that threads that exit after the drop returns
 /// (rayon's, threadpool's) are gone before the next measurement.
 const SETTLE: Duration = Duration::from_millis(10);
@@ -270,7 +308,12 @@ fn measured_columns(id: &str) -> Vec<Kind> {
 /// The medians of `kinds` (in column order) as a row of the table: one value per column,
 /// `None` in the columns not measured.
 fn spread(kinds: &[Kind], medians: &[Option<f64>]) -> Vec<Option<f64>> {
-    columns()
+    spread_over(&columns(), kinds, medians)
+}
+
+/// [`spread`] over the columns `columns` (those of the T table, or [`F_COLUMNS`]).
+fn spread_over(columns: &[Kind], kinds: &[Kind], medians: &[Option<f64>]) -> Vec<Option<f64>> {
+    columns
         .iter()
         .map(|c| kinds.iter().position(|k| k == c).and_then(|i| medians[i]))
         .collect()
@@ -326,7 +369,12 @@ fn interleaved(
 
 /// A fresh pool of `kind` for one measurement, dropped (and settled) afterwards.
 fn with_pool<R>(kind: Kind, f: impl FnOnce(&Pool) -> R) -> R {
-    let pool = Pool::new(kind, WORKERS);
+    with_pool_of(kind, WORKERS, f)
+}
+
+/// [`with_pool`] with `workers` worker threads.
+fn with_pool_of<R>(kind: Kind, workers: usize, f: impl FnOnce(&Pool) -> R) -> R {
+    let pool = Pool::new(kind, workers);
     let out = f(&pool);
     drop(pool);
     std::thread::sleep(SETTLE);
@@ -364,32 +412,41 @@ fn t2_round_trip(cfg: &Config) -> (Vec<Option<f64>>, f64) {
     let kinds = measured_columns("T2");
     let mut medians = interleaved(cfg.rounds, kinds.len() + 1, |e| {
         if e == kinds.len() {
-            let ping = PingPong::start();
-            let n = cfg.round_trips * 10;
-            for _ in 0..1_000 {
-                ping.round_trip();
-            }
-            let t = time(|| {
-                for _ in 0..n {
-                    ping.round_trip();
-                }
-            });
-            return Some(t.as_nanos() as f64 / n as f64);
+            return Some(floor_ns(cfg));
         }
-        with_pool(kinds[e], |pool| {
-            for _ in 0..100 {
-                pool.round_trip();
-            }
-            let t = time(|| {
-                for _ in 0..cfg.round_trips {
-                    pool.round_trip();
-                }
-            });
-            Some(t.as_nanos() as f64 / cfg.round_trips as f64)
-        })
+        with_pool(kinds[e], |pool| Some(round_trip_ns(cfg, pool)))
     });
     let floor = medians.pop().flatten().expect("the floor was measured");
     (spread(&kinds, &medians), floor)
+}
+
+/// T2 and F4: ns per round trip on a warm `pool`.
+fn round_trip_ns(cfg: &Config, pool: &Pool) -> f64 {
+    for _ in 0..100 {
+        pool.round_trip();
+    }
+    let t = time(|| {
+        for _ in 0..cfg.round_trips {
+            pool.round_trip();
+        }
+    });
+    t.as_nanos() as f64 / cfg.round_trips as f64
+}
+
+/// T2 and F4: the floor, ns per round trip of the cache-line ping-pong (ten times as many
+/// round trips as a pool gets: each is short).
+fn floor_ns(cfg: &Config) -> f64 {
+    let ping = PingPong::start();
+    let n = cfg.round_trips * 10;
+    for _ in 0..1_000 {
+        ping.round_trip();
+    }
+    let t = time(|| {
+        for _ in 0..n {
+            ping.round_trip();
+        }
+    });
+    t.as_nanos() as f64 / n as f64
 }
 
 /// T3: the speedup over serial of each kind on 2 workers, and one heavy op's duration (ms).
@@ -475,11 +532,133 @@ fn t7_skew(cfg: &Config, short_iters: u64) -> Vec<Option<f64>> {
 }
 
 // ---------------------------------------------------------------------------------------
+// The fine-grained figures (F1–F4)
+
+/// The columns of the F table: plain tokengate (the one the targets judge), the variants
+/// measured in F2 and F3, then the peers (F1's fork-join ones first).
+const F_COLUMNS: [Kind; 7] = [
+    Kind::Tokengate,
+    Kind::TokengateBatch,
+    Kind::TokengateDropped,
+    Kind::RayonJoin,
+    Kind::Chili,
+    Kind::RayonSpawn,
+    Kind::ChannelPool,
+];
+
+/// A figure's values per worker count of [`FINE_WORKERS`], each a row over [`F_COLUMNS`].
+type PerWorkers = Vec<Vec<Option<f64>>>;
+
+/// Interleaves `measure(workers, kind)` over every worker count of [`FINE_WORKERS`] and every
+/// kind of `kinds`, together with `extra` entries measured by `measure_extra(i)` in the same
+/// rounds (a baseline: serial time, floor); returns a row over [`F_COLUMNS`] per worker count,
+/// and the extra entries' medians.
+fn per_workers(
+    cfg: &Config,
+    kinds: &[Kind],
+    extra: usize,
+    mut measure: impl FnMut(usize, Kind) -> Option<f64>,
+    mut measure_extra: impl FnMut(usize) -> Option<f64>,
+) -> (PerWorkers, Vec<Option<f64>>) {
+    let grid: Vec<(usize, Kind)> = FINE_WORKERS
+        .iter()
+        .flat_map(|&w| kinds.iter().map(move |&k| (w, k)))
+        .collect();
+    let mut medians = interleaved(cfg.rounds, grid.len() + extra, |e| match grid.get(e) {
+        Some(&(workers, kind)) => measure(workers, kind),
+        None => measure_extra(e - grid.len()),
+    });
+    let extras = medians.split_off(grid.len());
+    let rows = medians
+        .chunks(kinds.len())
+        .map(|m| spread_over(&F_COLUMNS, kinds, m))
+        .collect();
+    (rows, extras)
+}
+
+/// F1 at `cutoff`: the speedup over serial `fib` of each fork-join pool, per worker count,
+/// and the serial time (ms) on the main thread, measured in the same rounds.
+fn f1_fork_join(cfg: &Config, cutoff: u32) -> (PerWorkers, f64) {
+    let n = cfg.fib_n;
+    let expected = fine::serial_fib(n);
+    let (times, serial) = per_workers(
+        cfg,
+        &FORK_JOIN_KINDS,
+        1,
+        |workers, kind| {
+            let pool = ForkJoin::new(kind, workers);
+            // Warm: the threads are up and have run forks, the code is in cache.
+            pool.fib(n - 4, cutoff);
+            let mut got = 0;
+            let t = time(|| got = pool.fib(n, cutoff));
+            assert_eq!(got, expected, "{} computed fib({n}) wrong", kind.label());
+            drop(pool);
+            std::thread::sleep(SETTLE);
+            Some(t.as_secs_f64())
+        },
+        |_| {
+            Some(
+                time(|| {
+                    fine::serial_fib(n);
+                })
+                .as_secs_f64(),
+            )
+        },
+    );
+    let serial = serial[0].expect("serial fib was measured");
+    let speedups = times
+        .into_iter()
+        .map(|row| row.into_iter().map(|t| t.map(|t| serial / t)).collect())
+        .collect();
+    (speedups, serial * 1e3)
+}
+
+/// F2: ns per empty task submitted from the main thread, waiting for all.
+fn f2_tiny(cfg: &Config) -> PerWorkers {
+    let n = cfg.fine_tasks;
+    let measure = |workers, kind| {
+        with_pool_of(kind, workers, |pool| {
+            pool.batch(n.min(10_000), &DEFAULT, fine::empty);
+            let t = time(|| pool.batch(n, &DEFAULT, fine::empty));
+            Some(t.as_nanos() as f64 / n as f64)
+        })
+    };
+    per_workers(cfg, &SUBMIT_KINDS, 0, measure, |_| None).0
+}
+
+/// F3: million empty tasks per second, as many submitting threads as workers.
+fn f3_submitters(cfg: &Config) -> PerWorkers {
+    let n = cfg.submitter_tasks;
+    let measure = |workers: usize, kind| {
+        with_pool_of(kind, workers, |pool| {
+            pool.batch_from(workers, n.min(10_000), &DEFAULT, fine::empty);
+            let t = pool.batch_from(workers, n, &DEFAULT, fine::empty);
+            Some((workers * n) as f64 / t.as_secs_f64() / 1e6)
+        })
+    };
+    per_workers(cfg, &SUBMIT_KINDS, 0, measure, |_| None).0
+}
+
+/// F4: ns per round trip at each worker count, and the ping-pong floor of the same rounds.
+fn f4_round_trip(cfg: &Config) -> (PerWorkers, f64) {
+    let (rows, floor) = per_workers(
+        cfg,
+        &ROUND_TRIP_KINDS,
+        1,
+        |workers, kind| with_pool_of(kind, workers, |pool| Some(round_trip_ns(cfg, pool))),
+        |_| Some(floor_ns(cfg)),
+    );
+    (rows, floor[0].expect("the floor was measured"))
+}
+
+// ---------------------------------------------------------------------------------------
 // The table
 
-/// One figure: a value per column (in [`columns`] order) and its target.
+/// One figure: a value per column (in the order of its table's `columns`) and its target.
 struct Row {
     id: &'static str,
+    /// The columns of the row's table: [`columns`] for T1–T7, [`F_COLUMNS`] for F1–F4.
+    columns: Vec<Kind>,
     title: String,
     unit: &'static str,
     higher_is_better: bool,
@@ -503,13 +682,13 @@ impl Row {
 
     /// The value of the column of `kind`.
     fn value(&self, kind: Kind) -> Option<f64> {
-        let i = columns().iter().position(|&k| k == kind)?;
+        let i = self.columns.iter().position(|&k| k == kind)?;
         self.values[i]
     }
 
     /// The best peer's value (lowest, or highest where higher is better) and its kind.
     fn best_peer(&self) -> Option<(Kind, f64)> {
-        columns()
+        self.columns
             .iter()
             .zip(&self.values)
             .filter(|(k, _)| !k.is_tokengate() && (self.counts)(**k))
@@ -569,26 +748,32 @@ fn met_text(met: Option<bool>) -> &'static str {
     }
 }
 
+/// Prints `rows` as one table; they share the columns of the first.
 fn print_table(rows: &[Row]) {
-    const FIG: usize = 28;
     const COL: usize = 11;
-    let columns = columns();
+    let label = |row: &Row| format!("{} {}, {}", row.id, row.title, row.unit);
+    let fig = rows
+        .iter()
+        .map(|r| label(r).chars().count())
+        .fold(28, usize::max);
+    let columns = &rows[0].columns;
     let widths: Vec<usize> = columns
         .iter()
         .map(|k| k.label().chars().count().max(COL))
         .collect();
-    let mut header = format!("{:<FIG$}", "figure");
+    let mut header = format!("{:<fig$}", "figure");
     for (kind, &width) in columns.iter().zip(&widths) {
         header += &format!(" | {:>width$}", kind.label());
     }
-    header += &format!(" | {:>8} | {:<28} | met", "tg/best", "target");
+    let target = rows
+        .iter()
+        .map(|r| r.target.chars().count())
+        .fold(28, usize::max);
+    header += &format!(" | {:>8} | {:<target$} | met", "tg/best", "target");
     println!("{header}");
     println!("{}", "-".repeat(header.chars().count()));
     for row in rows {
-        let mut line = format!(
-            "{:<FIG$}",
-            format!("{} {}, {}", row.id, row.title, row.unit)
-        );
+        let mut line = format!("{:<fig$}", label(row));
         for ((&kind, &v), &width) in columns.iter().zip(&row.values).zip(&widths) {
             let cell = match v {
                 Some(_) if !kind.is_tokengate() && !(row.counts)(kind) => {
@@ -602,7 +787,7 @@ fn print_table(rows: &[Row]) {
             .ratio()
             .map_or_else(|| "—".to_string(), |r| format!("{r:.2}×"));
         line += &format!(
-            " | {:>8} | {:<28} | {}",
+            " | {:>8} | {:<target$} | {}",
             ratio,
             row.target,
             met_text(row.met)
@@ -611,21 +796,234 @@ fn print_table(rows: &[Row]) {
     }
 }
 
+/// The fine-grained figures as measured, for their table and notes.
+struct Fine {
+    /// F1 per cut-off of [`fine::FIB_CUTOFFS`]: the cut-off, the speedups per worker count,
+    /// and serial `fib`'s time (ms) in the same rounds.
+    f1: Vec<(u32, PerWorkers, f64)>,
+    f2: PerWorkers,
+    f3: PerWorkers,
+    f4: PerWorkers,
+    /// F4's ping-pong floor (ns per round trip).
+    floor: f64,
+}
+
+fn workers_text(workers: usize) -> String {
+    format!("{workers} worker{}", if workers == 1 { "" } else { "s" })
+}
+
+/// A row of the F table, with no target yet.
+fn fine_row(
+    id: &'static str,
+    title: String,
+    unit: &'static str,
+    higher_is_better: bool,
+    decimals: usize,
+    values: &[Option<f64>],
+) -> Row {
+    Row {
+        id,
+        columns: F_COLUMNS.to_vec(),
+        title,
+        unit,
+        higher_is_better,
+        decimals,
+        log_scale: false,
+        counts: any_peer,
+        values: values.to_vec(),
+        target: String::new(),
+        target_line: None,
+        met: None,
+    }
+}
+
+/// The F table: per figure (and F1 cut-off), a row per worker count, with the targets
+/// checked on this run's medians.
+fn fine_rows(cfg: &Config, fine: &Fine) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (cutoff, speedups, _) in &fine.f1 {
+        let one = speedups[0][0];
+        for (values, workers) in speedups.iter().zip(FINE_WORKERS) {
+            let title = format!("fib({}) cut {cutoff}, {}", cfg.fib_n, workers_text(workers));
+            let mut row = fine_row("F1", title, "× serial", true, 2, values);
+            let rayon = row.value(Kind::RayonJoin);
+            let tg = row.tokengate();
+            row.target_line = rayon;
+            if workers == 1 {
+                row.target = "≥ rayon join's".into();
+                row.met = tg.zip(rayon).map(|(tg, r)| tg >= r);
+            } else {
+                let scaling = tg.zip(one).map(|(tg, one)| tg / one);
+                row.target = format!(
+                    "≥ rayon join's; ÷ 1 worker ≥ {F1_SCALING} (is {})",
+                    scaling.map_or("—".into(), |s| format!("{s:.2}"))
+                );
+                row.met = match (tg, rayon, scaling) {
+                    (Some(tg), Some(r), Some(s)) => Some(tg >= r && s >= F1_SCALING),
+                    _ => None,
+                };
+            }
+            rows.push(row);
+        }
+    }
+    for (values, workers) in fine.f2.iter().zip(FINE_WORKERS) {
+        let title = format!("tiny tasks, {}", workers_text(workers));
+        let mut row = fine_row("F2", title, "ns/task", false, 0, values);
+        let best = row.best_peer().map(|b| b.1);
+        let dropped = row.value(Kind::TokengateDropped);
+        row.target = "≤ best peer; dropped ≤ joined".into();
+        row.target_line = best;
+        row.met = match (row.tokengate(), best, dropped) {
+            (Some(tg), Some(best), Some(dropped)) => Some(tg <= best && dropped <= tg),
+            _ => None,
+        };
+        rows.push(row);
+    }
+    for (values, workers) in fine.f3.iter().zip(FINE_WORKERS) {
+        let title = format!(
+            "{workers} submitter{}, {}",
+            if workers == 1 { "" } else { "s" },
+            workers_text(workers)
+        );
+        let mut row = fine_row("F3", title, "M tasks/s", true, 2, values);
+        if workers == 1 {
+            let best = row.best_peer().map(|b| b.1);
+            row.target = "≥ best peer".into();
+            row.target_line = best;
+            row.met = row.tokengate().zip(best).map(|(tg, best)| tg >= best);
+        } else {
+            row.target = "none (reported)".into();
+        }
+        rows.push(row);
+    }
+    let floor = fine.floor;
+    let floor_plausible = floor <= FLOOR_PLAUSIBLE_NS;
+    for (values, workers) in fine.f4.iter().zip(FINE_WORKERS) {
+        let title = format!("round trip, {}", workers_text(workers));
+        let mut row = fine_row("F4", title, "ns", false, 0, values);
+        let limit = F4_FLOOR_FACTOR * floor;
+        row.target = format!(
+            "≤ {F4_FLOOR_FACTOR}× floor ({floor:.0} ns{})",
+            if floor_plausible { "" } else { "?!" }
+        );
+        row.target_line = Some(limit);
+        row.met = row
+            .tokengate()
+            .filter(|_| floor_plausible)
+            .map(|tg| tg <= limit);
+        rows.push(row);
+    }
+    rows
+}
+
+fn print_fine_notes(cfg: &Config, fine: &Fine) {
+    let value = |values: &[Option<f64>], kind: Kind| {
+        let i = F_COLUMNS.iter().position(|&k| k == kind)?;
+        values[i]
+    };
+    let ratio = |r: Option<f64>| r.map_or("—".to_string(), |r| format!("{r:.2}×"));
+    println!("Notes");
+    println!(
+        "  tg/best: tokengate ÷ the best peer of the row (higher is better for F1 and F3, lower \
+         for F2 and F4); tg batch and tg dropped are tokengate, never a peer."
+    );
+    let forks: Vec<String> = fine
+        .f1
+        .iter()
+        .map(|(cutoff, _, serial_ms)| {
+            format!(
+                "cut {cutoff}: {} forks, serial {serial_ms:.1} ms",
+                fine::forks(cfg.fib_n, *cutoff)
+            )
+        })
+        .collect();
+    println!(
+        "  F1: fib({}) by nested fork-join: a call at or above the cut-off forks fib(n-1) and \
+         computes fib(n-2) itself ({}).\n      Speedup = serial fib({}) on the main thread \
+         (median of the same rounds) ÷ the pool's median. tokengate: the root submitted and \
+         joined\n      from the main thread, every fork a submit + join on the worker; rayon \
+         join inside ThreadPool::install; chili's pool\n      counts the calling thread as \
+         one of its threads (its scope runs on the caller).",
+        cfg.fib_n,
+        forks.join("; "),
+        cfg.fib_n
+    );
+    for (cutoff, speedups, _) in &fine.f1 {
+        let scaling: Vec<String> = FORK_JOIN_KINDS
+            .iter()
+            .map(|&kind| {
+                let s = value(&speedups[1], kind).zip(value(&speedups[0], kind));
+                format!("{} {}", kind.label(), ratio(s.map(|(two, one)| two / one)))
+            })
+            .collect();
+        println!(
+            "  F1 cut {cutoff}, speedup at 2 workers ÷ at 1 worker: {}.",
+            scaling.join(", ")
+        );
+    }
+    println!(
+        "  F2: {} empty tasks submitted from the main thread, then wait for all: tokengate \
+         joins every handle; tg batch submits them\n      with one submit_batch, then joins; \
+         tg dropped drops every handle at once and waits on a countdown latch, as the peers do.",
+        cfg.fine_tasks
+    );
+    for (values, workers) in fine.f2.iter().zip(FINE_WORKERS) {
+        let tg = value(values, Kind::Tokengate);
+        let dropped = value(values, Kind::TokengateDropped);
+        let batch = value(values, Kind::TokengateBatch);
+        println!(
+            "  F2 {}: tg dropped ÷ tokengate = {}, tg batch ÷ tokengate = {}.",
+            workers_text(workers),
+            ratio(dropped.zip(tg).map(|(d, tg)| d / tg)),
+            ratio(batch.zip(tg).map(|(b, tg)| b / tg)),
+        );
+    }
+    println!(
+        "  F3: as many submitting threads as workers, released together, each submitting {} \
+         empty tasks; done when every task has run\n      (tokengate and tg batch: each \
+         submitter joins its own handles; the others: one countdown latch for all); million \
+         tasks per second, all submitters together.",
+        cfg.submitter_tasks
+    );
+    println!(
+        "  F4: {} round trips per measurement (submit one trivial task, wait for its result), \
+         as T2; floor = the cache-line ping-pong, {:.0} ns, same rounds.",
+        cfg.round_trips, fine.floor
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // The chart
 
-fn write_svg(path: &Path, title: &str, rows: &[Row]) -> Result<(), Box<dyn Error>> {
+/// The chart: a panel per row of the T table (and the legend) above, a panel per row of the
+/// F table (`fine`) below.
+fn write_svg(path: &Path, title: &str, rows: &[Row], fine: &[Row]) -> Result<(), Box<dyn Error>> {
+    const WIDTH: u32 = 1400;
+    const HEAD: u32 = 50;
+    const PANEL: u32 = 377;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let root = SVGBackend::new(path, (1400, 1560)).into_drawing_area();
+    let fine_lines = fine.len().div_ceil(2);
+    let height = 2 * HEAD + PANEL * (4 + fine_lines as u32);
+    let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (head, body) = root.split_vertically(50);
-    head.draw_text(
-        title,
-        &("sans-serif", 20).into_font().color(&BLACK),
+    let heading = ("sans-serif", 20).into_font().color(&BLACK);
+    let (head, rest) = root.split_vertically(HEAD);
+    head.draw_text(title, &heading, (16, 16))?;
+    let (body, rest) = rest.split_vertically(4 * PANEL);
+    let (fine_head, fine_body) = rest.split_vertically(HEAD);
+    fine_head.draw_text(
+        "Fine-grained figures F1–F4: 1 or 2 worker threads, as each panel's title says",
+        &heading,
         (16, 16),
     )?;
+    for (row, area) in fine
+        .iter()
+        .zip(fine_body.split_evenly((fine_lines, 2)).iter())
+    {
+        draw_panel(area, row)?;
+    }
     let panels = body.split_evenly((4, 2));
     for (row, area) in rows.iter().zip(panels.iter()) {
         draw_panel(area, row)?;
@@ -637,6 +1035,8 @@ fn write_svg(path: &Path, title: &str, rows: &[Row]) -> Result<(), Box<dyn Error
             "Dark bar: tokengate; mid-blue bars: its variants; light bars: its peers;",
             "  2 worker threads each. Variants: tg batch (one submit_batch per batch; T1)",
             "  and tg no-metrics (a runtime built with metrics(false); T1 and T2).",
+            "Lower block (F1–F4): 1 or 2 worker threads, as each panel says; tg dropped:",
+            "  every handle dropped, completion counted on a latch (F2, F3).",
             "Red line: the DESIGN.md target on the figure's own scale.",
             "Missing bar: the figure does not apply to, or is not measured for, that column.",
             "Produced by: cargo run --release -p tokengate-demos --example compare",
@@ -657,7 +1057,8 @@ where
     DB::ErrorType: 'static,
 {
     // Top to bottom in table order: the last bar is drawn at the top of the axis.
-    let bars: Vec<(Kind, f64)> = columns()
+    let bars: Vec<(Kind, f64)> = row
+        .columns
         .iter()
         .zip(&row.values)
         .filter_map(|(k, v)| v.map(|v| (*k, v)))
@@ -717,11 +1118,14 @@ where
         }
         SegmentValue::Last => String::new(),
     };
+    // At most two decimals, none trailing: an axis step of 0.2 prints 0.6, not
+    // 0.6000000000000001.
     let number = |v: &f64| {
         if v.abs() >= 100.0 {
             format!("{v:.0}")
         } else {
-            format!("{v}")
+            let text = format!("{v:.2}");
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
         }
     };
     chart
@@ -813,11 +1217,37 @@ fn main() {
     let t = Instant::now();
     let t7 = t7_skew(&cfg, short_iters);
     progress("T7 skewed batch", t);
+    let t = Instant::now();
+    let f1: Vec<_> = fine::FIB_CUTOFFS
+        .iter()
+        .map(|&cutoff| {
+            let (speedups, serial_ms) = f1_fork_join(&cfg, cutoff);
+            (cutoff, speedups, serial_ms)
+        })
+        .collect();
+    progress("F1 nested fork-join", t);
+    let t = Instant::now();
+    let f2 = f2_tiny(&cfg);
+    progress("F2 tiny tasks from one thread", t);
+    let t = Instant::now();
+    let f3 = f3_submitters(&cfg);
+    progress("F3 many submitters", t);
+    let t = Instant::now();
+    let (f4, f4_floor) = f4_round_trip(&cfg);
+    progress("F4 round trip", t);
+    let fine = Fine {
+        f1,
+        f2,
+        f3,
+        f4,
+        floor: f4_floor,
+    };
 
     let mut rows = Vec::new();
 
     let mut row = Row {
         id: "T1",
+        columns: columns(),
         title: "tiny tasks".into(),
         unit: "ns/task",
         higher_is_better: false,
@@ -841,6 +1271,7 @@ fn main() {
     let tg = t2[0].filter(|_| floor_plausible);
     rows.push(Row {
         id: "T2",
+        columns: columns(),
         title: "round trip".into(),
         unit: "ns",
         higher_is_better: false,
@@ -859,6 +1290,7 @@ fn main() {
 
     let mut row = Row {
         id: "T3",
+        columns: columns(),
         title: "heavy speedup".into(),
         unit: "× serial",
         higher_is_better: true,
@@ -879,6 +1311,7 @@ fn main() {
     let tg = t4[0];
     rows.push(Row {
         id: "T4",
+        columns: columns(),
         title: "idle CPU".into(),
         unit: "% core",
         higher_is_better: false,
@@ -894,6 +1327,7 @@ fn main() {
     let tg = t5[0];
     rows.push(Row {
         id: "T5",
+        columns: columns(),
         title: "light wait".into(),
         unit: "ms",
         higher_is_better: false,
@@ -909,6 +1343,7 @@ fn main() {
     let tg = t6[0];
     rows.push(Row {
         id: "T6",
+        columns: columns(),
         title: "allocations".into(),
         unit: "per task",
         higher_is_better: false,
@@ -925,6 +1360,7 @@ fn main() {
     let tg = t7[0];
     rows.push(Row {
         id: "T7",
+        columns: columns(),
         title: "skewed batch".into(),
         unit: "ms",
         higher_is_better: false,
@@ -1044,12 +1480,32 @@ fn main() {
          order; the target compares with the fastest rayon idiom."
     );
 
+    let fine_rows = fine_rows(&cfg, &fine);
+    println!();
+    println!(
+        "Fine-grained figures: tokengate vs peers at 1 and 2 worker threads (as each row \
+         says); each cell the median of {} rounds, implementations interleaved{}",
+        cfg.rounds,
+        if cfg.quick { " (--quick)" } else { "" }
+    );
+    println!();
+    print_table(&fine_rows);
+    println!();
+    print_fine_notes(&cfg, &fine);
+
     // Signs that the machine was busy, which make some checks meaningless: say so.
     let mut busy = Vec::new();
     if !floor_plausible {
         busy.push(format!(
             "the cache-line ping-pong took {floor:.0} ns (a quiet machine: well under 1 µs), so \
              a thread was descheduled mid-bounce: T2's target is not judged (n/a) in this run"
+        ));
+    }
+    if fine.floor > FLOOR_PLAUSIBLE_NS {
+        busy.push(format!(
+            "the cache-line ping-pong took {:.0} ns in F4's rounds: F4's target is not judged \
+             (n/a) in this run",
+            fine.floor
         ));
     }
     let calibrated_ms = HEAVY_TIME.as_secs_f64() * 1e3;
@@ -1071,7 +1527,7 @@ fn main() {
         cfg.rounds,
         if cfg.quick { " (--quick)" } else { "" }
     );
-    match write_svg(&cfg.svg, &title, &rows) {
+    match write_svg(&cfg.svg, &title, &rows, &fine_rows) {
         Ok(()) => println!("\nchart: {}", cfg.svg.display()),
         Err(e) => {
             eprintln!("compare: could not write {}: {e}", cfg.svg.display());
