@@ -3,13 +3,16 @@
 //! lookup is lock-free: an open-addressing table of atomic pointers, filled by CAS the first
 //! time a name is seen, never shrunk until the runtime is dropped.
 
+use std::cell::Cell;
 use std::fmt;
 use std::ptr;
 
 use crate::metrics::counters::StripedOpCounters;
 use crate::operation::{Operation, Weight};
 use crate::primitives::Limiter;
-use crate::sync::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Mutex, Ordering, StatCounter};
+use crate::sync::{
+    thread_local, AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Mutex, Ordering, StatCounter,
+};
 use crate::task::TaskMeta;
 
 /// Distinct operation names a runtime tracks separately; later names share the entry
@@ -126,6 +129,26 @@ pub(crate) struct OpTable {
     insert_lock: Mutex<()>,
     workers: usize,
     capacity: usize,
+    /// Unique in the process (never reused, unlike an address): the key of [`LAST_LOOKUP`].
+    serial: u32,
+}
+
+/// The last entry the calling thread found by name: (table serial, name address, name
+/// length, entry). A submitter submits the same operation again and again; this skips the
+/// hash and the name comparison then. Names are `&'static str`, so one address and length is
+/// one name; an entry lives as long as its table, and a table's serial is never reused, so
+/// the pointer is used only while its table is alive (`entry` takes `&self` of that table).
+type LastLookup = Cell<Option<(u32, usize, usize, *const OpEntry)>>;
+
+#[cfg(not(loom))]
+thread_local! {
+    static LAST_LOOKUP: LastLookup = const { Cell::new(None) };
+}
+
+// loom's `thread_local!` does not accept the `const { .. }` form.
+#[cfg(loom)]
+thread_local! {
+    static LAST_LOOKUP: LastLookup = Cell::new(None);
 }
 
 // SAFETY: entries are only shared as `&OpEntry` (all their fields are Sync) and freed in Drop,
@@ -146,6 +169,8 @@ fn hash(name: &str) -> usize {
 
 impl OpTable {
     pub(crate) fn new(workers: usize, capacity: usize) -> Self {
+        // A fresh serial of the same counter as the runtimes': unique in the process.
+        let serial = crate::task::next_runtime_serial();
         let null = || AtomicPtr::new(ptr::null_mut());
         Self {
             slots: (0..SLOTS).map(|_| null()).collect(),
@@ -154,6 +179,7 @@ impl OpTable {
             insert_lock: Mutex::new(()),
             workers,
             capacity,
+            serial,
         }
     }
 
@@ -161,16 +187,28 @@ impl OpTable {
     #[inline]
     pub(crate) fn entry(&self, op: &Operation) -> &OpEntry {
         let name = op.name();
-        if name == OVERFLOW_NAME {
-            return self.overflow();
+        let key = (self.serial, name.as_ptr() as usize, name.len());
+        if let Some((serial, at, len, entry)) = LAST_LOOKUP.with(Cell::get) {
+            if (serial, at, len) == key {
+                // SAFETY: an entry of this very table (same serial), which lives as long as
+                // `self` (see `LastLookup`).
+                return unsafe { &*entry };
+            }
         }
-        match self.probe(name) {
-            Ok(e) => e,
-            // Once the table is full it stays full: names beyond it go to the overflow entry
-            // without taking the insert lock.
-            Err(_) if self.is_full() => self.overflow(),
-            Err(_) => self.insert(op),
-        }
+        let entry = if name == OVERFLOW_NAME {
+            self.overflow()
+        } else {
+            match self.probe(name) {
+                Ok(e) => e,
+                // Once the table is full it stays full: names beyond it go to the overflow
+                // entry without taking the insert lock.
+                Err(_) if self.is_full() => self.overflow(),
+                Err(_) => self.insert(op),
+            }
+        };
+        let (serial, at, len) = key;
+        LAST_LOOKUP.with(|l| l.set(Some((serial, at, len, entry as *const OpEntry))));
+        entry
     }
 
     /// Looks `name` up along its probe path: its entry, or the first empty slot of the path
