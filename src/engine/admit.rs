@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::current;
 use super::op_table::OpEntry;
 use super::Engine;
+use crate::contain::drop_contained;
 use crate::error::{TaskError, TrySubmitError};
 use crate::operation::Operation;
 use crate::primitives::{Limiter, Token, TokenState};
@@ -23,6 +24,16 @@ enum Dry<F, T> {
     Done(OutcomeRef<T>),
     /// The runtime was shut down meanwhile.
     Closed(F),
+}
+
+/// What a submitted closure and its output may borrow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Borrows {
+    /// Nothing: both are `'static`.
+    Nothing,
+    /// A scope's or a broadcast's environment: its `TaskGroup` keeps it alive until the task
+    /// is gone, so the task must not outlive its run anywhere else.
+    Scope,
 }
 
 /// The index a task run without a token has in its id, where a token's index would be.
@@ -42,7 +53,7 @@ impl Engine {
         T: Send + 'static,
     {
         // SAFETY: `F: 'static` and `T: 'static`: nothing to outlive.
-        unsafe { self.admit_unchecked(op, func, wait, None) }
+        unsafe { self.admit_unchecked(op, func, wait, None, Borrows::Nothing) }
     }
 
     /// Admits `func`, waiting for a token while every token is out; a refused submission
@@ -53,7 +64,7 @@ impl Engine {
         T: Send + 'static,
     {
         // SAFETY: `F: 'static` and `T: 'static`: nothing to outlive.
-        unsafe { self.submit_unchecked(op, func, None) }
+        unsafe { self.submit_unchecked(op, func, None, Borrows::Nothing) }
     }
 
     /// [`submit`](Self::submit) for closures that borrow; see
@@ -68,13 +79,14 @@ impl Engine {
         op: &Operation,
         func: F,
         broadcast_to: Option<usize>,
+        borrows: Borrows,
     ) -> OutcomeRef<T>
     where
         F: FnOnce() -> T + Send + 'a,
         T: Send + 'a,
     {
         // SAFETY: forwarded from the caller.
-        match unsafe { self.admit_unchecked(op, func, true, broadcast_to) } {
+        match unsafe { self.admit_unchecked(op, func, true, broadcast_to, borrows) } {
             Ok(outcome) => outcome,
             Err(refused) => {
                 let error = match refused {
@@ -101,6 +113,7 @@ impl Engine {
         func: F,
         wait: bool,
         broadcast_to: Option<usize>,
+        borrows: Borrows,
     ) -> Result<OutcomeRef<T>, TrySubmitError<F>>
     where
         F: FnOnce() -> T + Send + 'a,
@@ -146,7 +159,7 @@ impl Engine {
         let stripe = self.stripe();
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: forwarded from the caller.
-        let outcome = unsafe { self.install(&token, op, entry, func, time, placement) };
+        let outcome = unsafe { self.install(&token, op, entry, func, time, placement, borrows) };
         if broadcast_to.is_none() && (self.is_paused() || entry.is_paused()) {
             self.hold(token);
         } else {
@@ -171,14 +184,30 @@ impl Engine {
         func: F,
         time: AdmissionTime,
         placement: Placement,
+        borrows: Borrows,
     ) -> OutcomeRef<T>
     where
         F: FnOnce() -> T + Send + 'a,
         T: Send + 'a,
     {
         let held = self.tokens.held(token);
+        // The token's previous task, left here by the worker that ran it: dropped by this
+        // thread, which most often allocated it (see `tokens.rs`). Its output, if nobody
+        // joined it, is user code.
+        if let Some(previous) = held.take_retired() {
+            drop_contained(previous);
+        }
         let id = TaskId::new(self.serial, held.next_generation(), token.index() as u32);
-        let meta = TaskMeta::new(id, self.id(), op, Some(entry.tag()), time, placement);
+        let owns_all = borrows == Borrows::Nothing;
+        let meta = TaskMeta::new(
+            id,
+            self.id(),
+            op,
+            Some(entry.tag()),
+            time,
+            placement,
+            owns_all,
+        );
         // SAFETY: forwarded from the caller.
         let (outcome, job) = unsafe { task::erase(Task::new(meta, func)) };
         // The hand-over of the token that follows publishes the job.
@@ -258,7 +287,7 @@ impl Engine {
                 let placement = Placement::default();
                 // SAFETY: `F: 'static` and `T: 'static`.
                 out.push(wrap(unsafe {
-                    self.install(t, op, entry, f, time, placement)
+                    self.install(t, op, entry, f, time, placement, Borrows::Nothing)
                 }));
             }
             if self.is_paused() || entry.is_paused() {
@@ -376,7 +405,7 @@ impl Engine {
         let n = self.inline_ids.fetch_add(1, Ordering::Relaxed);
         let id = TaskId::new(self.serial, n, NO_TOKEN);
         let time = self.admission_time(op);
-        let meta = TaskMeta::new(id, self.id(), op, Some(entry.tag()), time, placement);
+        let meta = TaskMeta::new(id, self.id(), op, Some(entry.tag()), time, placement, false);
         let stripe = self.stripe();
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: forwarded from the caller.
@@ -404,7 +433,7 @@ impl Engine {
     fn refused<'a, T: Send + 'a>(&self, op: &Operation, error: TaskError) -> OutcomeRef<T> {
         let id = TaskId::new(self.serial, 0, NO_TOKEN);
         let (time, placement) = (AdmissionTime::default(), Placement::default());
-        let meta = TaskMeta::new(id, self.id(), op, None, time, placement);
+        let meta = TaskMeta::new(id, self.id(), op, None, time, placement, false);
         let task = Task::<fn() -> T, T>::resolved(meta, error, TokenState::Killed);
         // SAFETY: the task holds no closure and no value of `T`, only the error: nothing in it
         // borrows from `'a`.

@@ -2,6 +2,15 @@
 //! (its generation, its permit mark), in cells that only the token's holder touches; and the
 //! kill requests that `kill(id)` leaves for a token's task.
 //!
+//! A task that ran stays under its token, *retired*, until the token's next taker admits a
+//! new task there and drops it. The thread that takes a token is most often the one that
+//! allocated the task it last carried (a submitter reusing the tokens its tasks gave back, a
+//! worker its cached ones), so the task is freed where it was allocated: a worker freeing
+//! every task of a submitter that dropped its handles costs the allocator a cross-thread free
+//! each, which made fire-and-forget slower than joining. Only tasks that borrow nothing are
+//! retired (`TaskMeta::owns_all`): a scope's must be gone before the scope returns. At most
+//! one retired task per token: the memory stays bounded by the capacity.
+//!
 //! The holder reaches the cells through one door, [`TokenTable::held`], which takes a
 //! `&Token` as the proof that the caller holds it: the one safety argument of the table is
 //! made there, on [`Held`].
@@ -9,6 +18,7 @@
 use crossbeam_utils::CachePadded;
 use std::marker::PhantomData;
 
+use crate::contain::drop_contained;
 use crate::primitives::Token;
 use crate::sync::{AtomicU32, Ordering, UnsafeCell};
 use crate::task::{JobRef, TaskId};
@@ -17,6 +27,8 @@ use crate::task::{JobRef, TaskId};
 /// different threads do not share a cache line.
 struct TokenSlot {
     job: UnsafeCell<Option<JobRef>>,
+    /// The last task that ran under this token, for the next taker to drop (module docs).
+    retired: UnsafeCell<Option<JobRef>>,
     /// How many tasks this token admitted (never 0 once one was: 0 is "no kill requested").
     generation: UnsafeCell<u32>,
     /// The task holds a permit of its operation's concurrency limiter (handed over by the
@@ -43,6 +55,7 @@ impl TokenTable {
                 .map(|_| {
                     CachePadded::new(TokenSlot {
                         job: UnsafeCell::new(None),
+                        retired: UnsafeCell::new(None),
                         generation: UnsafeCell::new(0),
                         permit: UnsafeCell::new(false),
                         kill_generation: AtomicU32::new(0),
@@ -79,6 +92,18 @@ impl TokenTable {
             // ORDERING: Relaxed, see `kill_requested`.
             slot.kill_generation
                 .store(id.generation(), Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for TokenTable {
+    /// Drops the retired tasks (an output nobody joined is user code: contained).
+    fn drop(&mut self) {
+        for slot in self.slots.iter() {
+            // SAFETY: `&mut self`: nobody else holds a token of this table any more.
+            if let Some(job) = slot.retired.with_mut(|r| unsafe { (*r).take() }) {
+                drop_contained(job);
+            }
         }
     }
 }
@@ -130,6 +155,25 @@ impl Held<'_> {
     pub(crate) fn put_job(&self, job: JobRef) {
         // SAFETY: the holder alone touches the cell (see `Held`).
         self.slot.job.with_mut(|j| unsafe { *j = Some(job) });
+    }
+
+    /// Leaves `job`, which ran, under the token for its next taker to drop.
+    #[inline]
+    pub(crate) fn retire(&self, job: JobRef) {
+        // SAFETY: the holder alone touches the cell (see `Held`).
+        let previous = self.slot.retired.with_mut(|r| unsafe { (*r).replace(job) });
+        debug_assert!(
+            previous.is_none(),
+            "a token's admission takes its retired task"
+        );
+        drop(previous);
+    }
+
+    /// Takes the task the token carried last, if it was retired here.
+    #[inline]
+    pub(crate) fn take_retired(&self) -> Option<JobRef> {
+        // SAFETY: the holder alone touches the cell (see `Held`).
+        self.slot.retired.with_mut(|r| unsafe { (*r).take() })
     }
 
     /// Counts a new task admitted under the token; returns its generation (never 0).

@@ -235,6 +235,7 @@ impl Worker {
         let entry = engine.ops.of_task(meta);
         let permit = meta.limited && held.take_permit();
         let mut token = Some(token);
+        let mut retired = false;
         if let Some((error, lifecycle)) = self.verdict(meta, entry) {
             job.abandon(error, lifecycle);
             engine.count_unrun(entry, &*job, self.stripe());
@@ -262,15 +263,25 @@ impl Worker {
                 return; // else it waits: whoever releases a permit dispatches it
             }
             // The token goes home before the outcome is published, so that a joiner woken by
-            // it finds the token free (`try_submit` right after a `join` is not `Full`).
+            // it finds the token free (`try_submit` right after a `join` is not `Full`). A
+            // task that borrows nothing stays under it, retired, for its next taker to free.
             let ran = self.run_recorded(&*job, entry, &mut || {
                 if let Some(token) = token.take() {
+                    if meta.owns_all {
+                        engine.tokens.held(&token).retire(JobRef::clone(&job));
+                        retired = true;
+                    }
                     self.finish(token, entry, permit);
                 }
             });
             if !ran {
                 engine.count_unrun(entry, &*job, self.stripe());
             }
+        }
+        // A retired task's output nobody will join (its handle is gone) is dropped now, not
+        // when the token is reused.
+        if retired && meta.handle_dropped() {
+            job.discard_output();
         }
         // Perhaps the last reference: an output or panic payload nobody joined is dropped
         // here, and its `Drop` is user code.

@@ -2,6 +2,7 @@
 
 use super::scope::wait_for_group;
 use super::{Runtime, TaskHandle};
+use crate::engine::admit::Borrows;
 use crate::error::TaskError;
 use crate::operation::{Operation, Weight};
 use crate::task::{GroupOutput, TaskGroup};
@@ -68,7 +69,12 @@ impl Runtime {
                 // SAFETY: the closure is a task of `group`, which is empty before this
                 // function returns (so before `f`, borrowed, goes out of scope).
                 let outcome = unsafe {
-                    engine.submit_unchecked(&BROADCAST, move || task.call(), Some(index))
+                    engine.submit_unchecked(
+                        &BROADCAST,
+                        move || task.call(),
+                        Some(index),
+                        Borrows::Scope,
+                    )
                 };
                 TaskHandle::new(outcome)
             })

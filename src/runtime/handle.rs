@@ -269,6 +269,9 @@ impl<T> Drop for TaskHandle<T> {
         if self.polled == Polled::Pending {
             self.task.unregister_waker();
         }
+        // A worker that finishes the task later drops its output at once (else it would wait
+        // under its token until the token's next use).
+        self.task.meta().mark_handle_dropped();
     }
 }
 

@@ -64,9 +64,14 @@ pub(crate) struct TaskMeta {
     pub(crate) deadline: Option<Instant>,
     /// Its operation has a concurrency limit: it runs only with a permit.
     pub(crate) limited: bool,
+    /// Nothing in it borrows (it is not a scope's or a broadcast's): once it ran, the worker
+    /// may leave it under its token for the token's next taker to drop (see `tokens.rs`).
+    pub(crate) owns_all: bool,
     /// Asked to stop: a kill or cancel that came while it was running, so a retry loop stops
     /// between attempts.
     pub(crate) stop: AtomicBool,
+    /// Its handle was dropped: nobody will take its output.
+    pub(crate) handle_dropped: AtomicBool,
 }
 
 impl TaskMeta {
@@ -80,6 +85,7 @@ impl TaskMeta {
         entry: Option<(u32, u32)>,
         time: AdmissionTime,
         placement: Placement,
+        owns_all: bool,
     ) -> Self {
         let (index, epoch) = entry.unwrap_or((NO_OPERATION, 0));
         Self {
@@ -95,7 +101,9 @@ impl TaskMeta {
             submitted_ns: time.ns,
             deadline: time.deadline,
             limited: op.get_concurrency_limit().is_some(),
+            owns_all,
             stop: AtomicBool::new(false),
+            handle_dropped: AtomicBool::new(false),
         }
     }
 
@@ -108,6 +116,19 @@ impl TaskMeta {
     pub(crate) fn request_stop(&self) {
         // ORDERING: Relaxed, see `stop_requested`.
         self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Records that the task's handle is gone.
+    pub(crate) fn mark_handle_dropped(&self) {
+        // ORDERING: Relaxed: read after the outcome is published by the worker; a drop it
+        // misses leaves the output for whoever drops the task last, as before.
+        self.handle_dropped.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the task's handle is gone, so that its output may be dropped.
+    pub(crate) fn handle_dropped(&self) -> bool {
+        // ORDERING: Relaxed, see `mark_handle_dropped`.
+        self.handle_dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -147,6 +168,9 @@ pub(crate) trait Job: Send + Sync {
     fn unregister_waiter(&self);
     /// Blocks until the outcome is ready.
     fn wait(&self);
+    /// Drops the outcome if it is ready and nobody took it (its handle is gone); a panic in
+    /// its `Drop` is contained.
+    fn discard_output(&self);
 }
 
 /// The handle's view of a task: the [`Job`] view plus the outcome.
@@ -231,6 +255,10 @@ where
 
     fn wait(&self) {
         self.slot.wait()
+    }
+
+    fn discard_output(&self) {
+        crate::contain::drop_contained(self.slot.take_output());
     }
 }
 
