@@ -114,39 +114,72 @@ impl Routes {
         self.may_run[worker][weight.lane()]
     }
 
-    /// Picks the least loaded of the workers allowed to run `weight`; `load(w)` estimates how
-    /// much work runs on `w` before a new task of this weight would. Ties go round-robin
-    /// (per submitting thread), so an idle runtime spreads a burst over all its workers.
+    /// Picks a lightly loaded worker among those allowed to run `weight`; `load(w)` estimates
+    /// how much work runs on `w` before a new task of this weight would.
+    ///
+    /// Power of two choices (Mitzenmacher): the submitting thread's round-robin cursor names
+    /// one candidate, taken if it has nothing to do; else a second candidate, a pseudo-random
+    /// other worker, and the less loaded of the two wins. So a submission reads the load of at
+    /// most two workers however many there are, an idle runtime spreads a burst over all its
+    /// workers (the cursor), and a busy one still avoids long queues (the sample).
     #[inline]
     pub(crate) fn least_loaded(&self, weight: Weight, load: impl Fn(usize) -> usize) -> usize {
         let eligible = self.eligible(weight);
-        if eligible.len() == 1 {
+        let n = eligible.len();
+        if n == 1 {
             return eligible[0];
         }
         thread_local!(static NEXT: Cell<usize> = const { Cell::new(0) });
-        let start = NEXT.with(|n| {
-            let start = n.get();
-            n.set(start.wrapping_add(1));
-            start
+        let cursor = NEXT.with(|c| {
+            let cursor = c.get();
+            c.set(cursor.wrapping_add(1));
+            cursor
         });
-        let mut best = (usize::MAX, eligible[0]);
-        for k in 0..eligible.len() {
-            let worker = eligible[(start + k) % eligible.len()];
-            let l = load(worker);
-            if l == 0 {
-                return worker;
-            }
-            if l < best.0 {
-                best = (l, worker);
-            }
+        let first = eligible[cursor % n];
+        let first_load = load(first);
+        if first_load == 0 {
+            return first;
         }
-        best.1
+        // Another worker than `first`: an offset in 1..n from a cheap mix of the cursor.
+        let offset = 1 + (cursor.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> 7) % (n - 1);
+        let second = eligible[(cursor + offset) % n];
+        if load(second) < first_load {
+            second
+        } else {
+            first
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn least_loaded_reads_at_most_two_workers_and_prefers_an_idle_one() {
+        let r = Routes::new(Routing::Spread, &Default::default(), 8).unwrap();
+        let mut found_the_idle_one = 0;
+        for _ in 0..64 {
+            let read = std::cell::RefCell::new(Vec::new());
+            let picked = r.least_loaded(Weight::Medium, |w| {
+                read.borrow_mut().push(w);
+                usize::from(w != 5) // only worker 5 is idle
+            });
+            let read = read.into_inner();
+            assert!(read.len() <= 2, "loads read: {read:?}");
+            assert!(read.contains(&picked), "picked {picked}, read {read:?}");
+            if read.contains(&5) {
+                assert_eq!(picked, 5, "read the idle worker but picked another");
+                found_the_idle_one += 1;
+            }
+        }
+        assert!(found_the_idle_one > 0, "the idle worker was never sampled");
+        // An idle runtime: the cursor alone spreads submissions over every worker.
+        let picks: std::collections::HashSet<usize> = (0..8)
+            .map(|_| r.least_loaded(Weight::Medium, |_| 0))
+            .collect();
+        assert_eq!(picks.len(), 8);
+    }
 
     #[test]
     fn isolated_matches_the_original() {
