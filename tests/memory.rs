@@ -1,5 +1,7 @@
 //! The memory a runtime takes is what `Builder::capacity` documents: measured with a counting
-//! global allocator around `build()` and around an operation's first limited submission.
+//! global allocator around `build()` and around an operation's first limited submission. And
+//! a warm runtime allocates nothing per task for a closure type it ran before (a task is
+//! built in the allocation of the last one its token carried).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -11,11 +13,14 @@ use tokengate::{Operation, Runtime};
 struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// Allocations made, by every thread.
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: forwards to `System`, only counting sizes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(layout.size(), Relaxed);
+        ALLOCATIONS.fetch_add(1, Relaxed);
         // SAFETY: forwarded.
         unsafe { System.alloc(layout) }
     }
@@ -96,5 +101,59 @@ fn a_limited_operation_takes_sixteen_bytes_per_token() {
     assert!(
         grown >= expected && grown <= expected + (64 << 10),
         "a limited operation's first task took {grown} bytes, documented {expected}"
+    );
+}
+
+/// Round trips (submit, join) of one closure type, from one thread and from a worker (nested
+/// submit + join), once every token has carried a task of that type: no allocation at all.
+/// Each task is built in the allocation of the last task its token carried, freed by nobody.
+/// One worker, so that no steal moves a token between workers' caches.
+#[test]
+fn a_warm_runtime_allocates_nothing_per_task_of_a_type_it_ran_before() {
+    if cfg!(miri) {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = std::sync::Arc::new(
+        Runtime::builder()
+            .workers(1)
+            .pin(false)
+            .capacity(64)
+            .history(0)
+            .build()
+            .unwrap(),
+    );
+    let round_trips = |rt: &Runtime, n: u64| {
+        for i in 0..n {
+            assert_eq!(rt.spawn(move || i + 1).join(), Ok(i + 1));
+        }
+    };
+    // Warm: every token carries a task of this closure type (the ring and the worker caches
+    // hand tokens out in turn).
+    round_trips(&rt, 1_000);
+    let before = ALLOCATIONS.load(Relaxed);
+    round_trips(&rt, 1_000);
+    let from_outside = ALLOCATIONS.load(Relaxed) - before;
+    assert_eq!(
+        from_outside, 0,
+        "allocations in 1000 warm round trips from outside"
+    );
+
+    let nested = {
+        let rt2 = rt.clone();
+        move || {
+            for i in 0..1_000u64 {
+                assert_eq!(rt2.spawn(move || i * 2).join(), Ok(i * 2));
+            }
+        }
+    };
+    rt.spawn(nested.clone()).join().unwrap(); // warm the nested closure type
+    let before = ALLOCATIONS.load(Relaxed);
+    rt.spawn(nested).join().unwrap();
+    let nested_allocations = ALLOCATIONS.load(Relaxed) - before;
+    assert!(
+        nested_allocations <= 1,
+        "{nested_allocations} allocations in 1000 warm nested round trips (the outer task's own \
+         may be new)"
     );
 }

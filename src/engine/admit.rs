@@ -3,6 +3,7 @@
 //! paused). Every submission of the public API comes through here; each returns the task's
 //! [`OutcomeRef`], which the runtime layer wraps into its handle.
 
+use std::any::TypeId;
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -29,11 +30,23 @@ enum Dry<F, T> {
 /// What a submitted closure and its output may borrow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Borrows {
-    /// Nothing: both are `'static`.
-    Nothing,
+    /// Nothing: both are `'static`. With the task's concrete type,
+    /// `TypeId::of::<Task<F, T>>()`.
+    Nothing(TypeId),
     /// A scope's or a broadcast's environment: its `TaskGroup` keeps it alive until the task
     /// is gone, so the task must not outlive its run anywhere else.
     Scope,
+}
+
+impl Borrows {
+    /// What a `'static` task of `F` and `T` borrows: nothing; with its type.
+    fn owned<F, T>() -> Self
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Borrows::Nothing(TypeId::of::<Task<F, T>>())
+    }
 }
 
 /// The index a task run without a token has in its id, where a token's index would be.
@@ -53,7 +66,7 @@ impl Engine {
         T: Send + 'static,
     {
         // SAFETY: `F: 'static` and `T: 'static`: nothing to outlive.
-        unsafe { self.admit_unchecked(op, func, wait, None, Borrows::Nothing) }
+        unsafe { self.admit_unchecked(op, func, wait, None, Borrows::owned::<F, T>()) }
     }
 
     /// Admits `func`, waiting for a token while every token is out; a refused submission
@@ -64,7 +77,7 @@ impl Engine {
         T: Send + 'static,
     {
         // SAFETY: `F: 'static` and `T: 'static`: nothing to outlive.
-        unsafe { self.submit_unchecked(op, func, None, Borrows::Nothing) }
+        unsafe { self.submit_unchecked(op, func, None, Borrows::owned::<F, T>()) }
     }
 
     /// [`submit`](Self::submit) for closures that borrow; see
@@ -191,23 +204,38 @@ impl Engine {
         T: Send + 'a,
     {
         let held = self.tokens.held(token);
-        // The token's previous task, left here by the worker that ran it: dropped by this
-        // thread, which most often allocated it (see `tokens.rs`). Its output, if nobody
-        // joined it, is user code.
-        if let Some(previous) = held.take_retired() {
-            drop_contained(previous);
-        }
         let id = TaskId::new(self.serial, held.next_generation(), token.index() as u32);
-        let owns_all = borrows == Borrows::Nothing;
-        let meta = TaskMeta::new(
-            id,
-            self.id(),
-            op,
-            Some(entry.tag()),
-            time,
-            placement,
-            owns_all,
-        );
+        let task_type = match borrows {
+            Borrows::Nothing(task_type) => Some(task_type),
+            Borrows::Scope => None,
+        };
+        let tag = Some(entry.tag());
+        let meta = TaskMeta::new(id, self.id(), op, tag, time, placement, task_type);
+        // The token's previous task, left here by the worker that ran it (see `tokens.rs`):
+        // the new task is built in its allocation if it is of the same type and nobody holds
+        // it any more; else it is dropped here, by the thread that most often allocated it.
+        let (meta, func) = match (held.take_retired(), task_type) {
+            (Some(previous), Some(task_type)) => {
+                // SAFETY: `task_type` is `Borrows::Nothing`'s, `TypeId::of::<Task<F, T>>()`
+                // (see `Borrows::owned`), and `meta` records it.
+                match unsafe { task::recycle(previous, task_type, meta, func) } {
+                    Ok((outcome, job)) => {
+                        // The hand-over of the token that follows publishes the job.
+                        held.put_job(job);
+                        return outcome;
+                    }
+                    Err((previous, meta, func)) => {
+                        // Its output, if nobody joined it, is user code.
+                        drop_contained(previous);
+                        (meta, func)
+                    }
+                }
+            }
+            (previous, _) => {
+                drop_contained(previous);
+                (meta, func)
+            }
+        };
         // SAFETY: forwarded from the caller.
         let (outcome, job) = unsafe { task::erase(Task::new(meta, func)) };
         // The hand-over of the token that follows publishes the job.
@@ -287,7 +315,7 @@ impl Engine {
                 let placement = Placement::default();
                 // SAFETY: `F: 'static` and `T: 'static`.
                 out.push(wrap(unsafe {
-                    self.install(t, op, entry, f, time, placement, Borrows::Nothing)
+                    self.install(t, op, entry, f, time, placement, Borrows::owned::<F, T>())
                 }));
             }
             if self.is_paused() || entry.is_paused() {
@@ -405,7 +433,7 @@ impl Engine {
         let n = self.inline_ids.fetch_add(1, Ordering::Relaxed);
         let id = TaskId::new(self.serial, n, NO_TOKEN);
         let time = self.admission_time(op);
-        let meta = TaskMeta::new(id, self.id(), op, Some(entry.tag()), time, placement, false);
+        let meta = TaskMeta::new(id, self.id(), op, Some(entry.tag()), time, placement, None);
         let stripe = self.stripe();
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: forwarded from the caller.
@@ -433,7 +461,7 @@ impl Engine {
     fn refused<'a, T: Send + 'a>(&self, op: &Operation, error: TaskError) -> OutcomeRef<T> {
         let id = TaskId::new(self.serial, 0, NO_TOKEN);
         let (time, placement) = (AdmissionTime::default(), Placement::default());
-        let meta = TaskMeta::new(id, self.id(), op, None, time, placement, false);
+        let meta = TaskMeta::new(id, self.id(), op, None, time, placement, None);
         let task = Task::<fn() -> T, T>::resolved(meta, error, TokenState::Killed);
         // SAFETY: the task holds no closure and no value of `T`, only the error: nothing in it
         // borrows from `'a`.

@@ -8,7 +8,7 @@
 //! worker its cached ones), so the task is freed where it was allocated: a worker freeing
 //! every task of a submitter that dropped its handles costs the allocator a cross-thread free
 //! each, which made fire-and-forget slower than joining. Only tasks that borrow nothing are
-//! retired (`TaskMeta::owns_all`): a scope's must be gone before the scope returns. At most
+//! retired (`TaskMeta::task_type`): a scope's must be gone before the scope returns. At most
 //! one retired task per token: the memory stays bounded by the capacity.
 //!
 //! The holder reaches the cells through one door, [`TokenTable::held`], which takes a

@@ -267,7 +267,7 @@ impl Worker {
             // task that borrows nothing stays under it, retired, for its next taker to free.
             let ran = self.run_recorded(&*job, entry, &mut || {
                 if let Some(token) = token.take() {
-                    if meta.owns_all {
+                    if meta.task_type.is_some() {
                         engine.tokens.held(&token).retire(JobRef::clone(&job));
                         retired = true;
                     }

@@ -98,6 +98,12 @@ impl Builder {
     /// on 2 workers take about 5 MiB, and the maximum, 2²⁴ tokens, about 5 GiB on 2 workers
     /// (and as long to fill): size it to the tasks you need in flight, not more.
     /// `tests/memory.rs` measures this formula.
+    ///
+    /// A finished task's allocation (its metadata, and its closure's and output's room, empty
+    /// once the output is taken or its handle dropped) stays under its token until the
+    /// token's next use builds a task of the same closure type in it, or frees it: a warm
+    /// runtime allocates nothing per task, and at most `capacity` finished tasks' allocations
+    /// stay alive.
     /// Tasks run without a token (a worker submitting into a dry ring, see
     /// [`Runtime::submit`]) are bounded by the stack frames blocked doing so, not by it.
     pub fn capacity(mut self, capacity: usize) -> Self {

@@ -6,6 +6,9 @@
 mod group;
 mod id;
 
+use std::any::TypeId;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
 use std::sync::Arc as StdArc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -64,9 +67,11 @@ pub(crate) struct TaskMeta {
     pub(crate) deadline: Option<Instant>,
     /// Its operation has a concurrency limit: it runs only with a permit.
     pub(crate) limited: bool,
-    /// Nothing in it borrows (it is not a scope's or a broadcast's): once it ran, the worker
-    /// may leave it under its token for the token's next taker to drop (see `tokens.rs`).
-    pub(crate) owns_all: bool,
+    /// `Some` when nothing in it borrows (it is not a scope's or a broadcast's): its concrete
+    /// type, `TypeId::of::<Task<F, T>>()`. Once it ran, the worker may leave it under its
+    /// token, where the token's next taker drops it or, for a task of the same type, builds
+    /// the new task in its allocation ([`recycle`]; see `tokens.rs`).
+    pub(crate) task_type: Option<TypeId>,
     /// Asked to stop: a kill or cancel that came while it was running, so a retry loop stops
     /// between attempts.
     pub(crate) stop: AtomicBool,
@@ -85,7 +90,7 @@ impl TaskMeta {
         entry: Option<(u32, u32)>,
         time: AdmissionTime,
         placement: Placement,
-        owns_all: bool,
+        task_type: Option<TypeId>,
     ) -> Self {
         let (index, epoch) = entry.unwrap_or((NO_OPERATION, 0));
         Self {
@@ -101,7 +106,7 @@ impl TaskMeta {
             submitted_ns: time.ns,
             deadline: time.deadline,
             limited: op.get_concurrency_limit().is_some(),
-            owns_all,
+            task_type,
             stop: AtomicBool::new(false),
             handle_dropped: AtomicBool::new(false),
         }
@@ -206,7 +211,75 @@ where
     F: FnOnce() -> T + Send + 'a,
     T: Send + 'a,
 {
-    let task: StdArc<dyn Outcome<T> + 'a> = StdArc::new(task);
+    // SAFETY: forwarded from the caller.
+    unsafe { views(StdArc::new(task)) }
+}
+
+/// The task of `meta` and `func`, built in the allocation of `previous` if `previous` is a
+/// task of the same type that nobody else references (no allocation, no free); else
+/// everything back.
+///
+/// # Safety
+///
+/// `task_type` is `TypeId::of::<Task<F, T>>()` (so `F` and `T` are `'static`), and `meta`'s
+/// `task_type` is `Some(task_type)`.
+// The `Err` hands the caller's values back by move; boxing them would allocate on the very
+// path that exists to avoid allocating.
+#[allow(clippy::result_large_err)]
+pub(crate) unsafe fn recycle<F, T>(
+    mut previous: JobRef,
+    task_type: TypeId,
+    meta: TaskMeta,
+    func: F,
+) -> Result<(OutcomeRef<T>, JobRef), (JobRef, TaskMeta, F)>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    if previous.meta().task_type != Some(task_type) {
+        return Err((previous, meta, func));
+    }
+    let Some(old) = StdArc::get_mut(&mut previous) else {
+        return Err((previous, meta, func)); // someone still holds it
+    };
+    let place = old as *mut dyn Job as *mut Task<F, T>;
+    // SAFETY: `previous` is a `Task<F, T>`: its metadata says so (set only by the code that
+    // built it as one, see `TaskMeta::task_type`), and so do the caller's `task_type`. We are
+    // its only owner (`get_mut`), so nothing reads it while it is dropped and rebuilt. A
+    // panic in the old value's drop (an output nobody took, a waker) is contained; the drop
+    // glue has then dropped the other fields, and the place is overwritten without a drop.
+    // (Not caught under loom, which reports what it finds by panicking; see `contain.rs`.)
+    let dropped = if cfg!(loom) {
+        // SAFETY: as above.
+        unsafe { ptr::drop_in_place(place) };
+        Ok(())
+    } else {
+        // SAFETY: as above.
+        catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(place) }))
+    };
+    // SAFETY: as above: the place holds no live value any more.
+    unsafe { ptr::write(place, Task::new(meta, func)) };
+    if let Err(payload) = dropped {
+        crate::contain::forget_payload(payload);
+    }
+    // SAFETY: the allocation was made as an `Arc<Task<F, T>>` (see above); turning the fat
+    // pointer back into a thin one of its concrete type is `Arc::downcast`'s step.
+    let task = unsafe { StdArc::from_raw(StdArc::into_raw(previous) as *const Task<F, T>) };
+    // SAFETY: `F` and `T` are `'static` (see the contract): nothing to outlive.
+    Ok(unsafe { views(task) })
+}
+
+/// The handle's and the workers' views of `task`, with the borrow `'a` erased.
+///
+/// # Safety
+///
+/// As [`erase`].
+unsafe fn views<'a, F, T>(task: StdArc<Task<F, T>>) -> (OutcomeRef<T>, JobRef)
+where
+    F: FnOnce() -> T + Send + 'a,
+    T: Send + 'a,
+{
+    let task: StdArc<dyn Outcome<T> + 'a> = task;
     let job: StdArc<dyn Job + 'a> = task.clone();
     // SAFETY: the two types differ only in the lifetime bound of the trait object; the caller
     // guarantees that no borrow for `'a` is used after `'a` ends (see above).
