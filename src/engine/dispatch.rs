@@ -182,6 +182,9 @@ impl Engine {
     /// idles (and a task that blocks on it cannot deadlock `me`).
     #[inline]
     fn wake_a_thief_if_one_sleeps(&self, weight: Weight, me: usize) {
+        if self.workers.len() == 1 {
+            return; // no other worker to steal it
+        }
         // ORDERING: SeqCst fence between the push and reading `sleepers`, paired with the
         // fence of a worker going to sleep (`Sleeper::prepare_sleep`), which counts itself in
         // `sleepers` before its fence and looks at every deque after it: either it sees the
