@@ -119,7 +119,7 @@ impl<T> TaskHandle<T> {
     /// # Panics
     ///
     /// If the handle was already awaited (polled to `Poll::Ready`): its outcome is gone.
-    pub fn join(self) -> Result<T, TaskError> {
+    pub fn join(mut self) -> Result<T, TaskError> {
         assert!(
             self.polled != Polled::Done,
             "TaskHandle joined after it was polled to completion"
@@ -140,12 +140,14 @@ impl<T> TaskHandle<T> {
                 job.wait();
             }
         }
-        match self.task.take_output() {
+        let outcome = match self.task.take_output() {
             Some(outcome) => outcome,
             None => unreachable!(
                 "only `join` (which consumes the handle) and a `Ready` poll take the outcome"
             ),
-        }
+        };
+        self.polled = Polled::Done; // taken: nothing left for `Drop` to do
+        outcome
     }
 
     /// Whether the task has its outcome (ran, failed, or was killed).
@@ -269,9 +271,18 @@ impl<T> Drop for TaskHandle<T> {
         if self.polled == Polled::Pending {
             self.task.unregister_waker();
         }
-        // A worker that finishes the task later drops its output at once (else it would wait
-        // under its token until the token's next use).
-        self.task.meta().mark_handle_dropped();
+        // Dropped without its outcome taken: nobody will take it. A finished task's output is
+        // dropped here, now, as when this was its last reference; a worker that finishes the
+        // task later drops it as soon as it is published. Either way it does not wait under
+        // the task's token until the token's next use. (A joined or completed handle skips
+        // this: its outcome is gone, and the task's cache line is left alone.)
+        if self.polled != Polled::Done {
+            if self.task.is_ready() {
+                drop(self.task.take_output());
+            } else {
+                self.task.meta().mark_handle_dropped();
+            }
+        }
     }
 }
 
