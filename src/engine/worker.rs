@@ -1,5 +1,7 @@
-//! The worker: a thread (pinned to a core when asked) that runs tasks from its mailbox, steals
-//! from its neighbours when it has none, and parks when there is nothing to do.
+//! The worker: a thread (pinned to a core when asked) that runs tasks from its mailbox and its
+//! local deque (the tasks it submitted itself, newest first), steals from its neighbours when
+//! it has none, and parks when there is nothing to do. A join of a task still in its deque
+//! pops it back and runs it inline, as `rayon::join` does.
 //!
 //! Idle strategy: spin a little, then yield, then park (see `src/primitives/sleep.md` for the
 //! protocol that makes parking safe against a concurrent submission).
