@@ -188,7 +188,9 @@ impl Engine {
         // ORDERING: SeqCst fence between the push and reading `sleepers`, paired with the
         // fence of a worker going to sleep (`Sleeper::prepare_sleep`), which counts itself in
         // `sleepers` before its fence and looks at every deque after it: either it sees the
-        // push, or we see it counted.
+        // push, or we see it counted. (`loom-tests/tests/runtime_steal.rs` deadlocks without
+        // it: its mutant build removes it.)
+        #[cfg(not(tokengate_mutant = "local_wake_fence"))]
         fence(Ordering::SeqCst);
         // ORDERING: Relaxed, ordered by the fence above.
         if self.sleepers.load(Ordering::Relaxed) != 0 {

@@ -4,6 +4,7 @@ use std::cell::Cell;
 
 use crate::error::BuildError;
 use crate::operation::Weight;
+use crate::sync::thread_local;
 
 /// How weights map to workers.
 ///
@@ -42,6 +43,20 @@ impl Routing {
             },
         }
     }
+}
+
+// The submitting thread's round-robin cursor of `Routes::least_loaded`. Through the shim:
+// under loom, a plain thread-local would carry its value from one explored execution to the
+// next, and loom requires every execution to be deterministic.
+#[cfg(not(loom))]
+thread_local! {
+    static NEXT: Cell<usize> = const { Cell::new(0) };
+}
+
+// loom's `thread_local!` does not accept the `const { .. }` form.
+#[cfg(loom)]
+thread_local! {
+    static NEXT: Cell<usize> = Cell::new(0);
 }
 
 /// The resolved routing table of a runtime.
@@ -129,7 +144,6 @@ impl Routes {
         if n == 1 {
             return eligible[0];
         }
-        thread_local!(static NEXT: Cell<usize> = const { Cell::new(0) });
         let cursor = NEXT.with(|c| {
             let cursor = c.get();
             c.set(cursor.wrapping_add(1));
