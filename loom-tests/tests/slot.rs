@@ -312,3 +312,38 @@ fn an_unrun_slot_drops_its_closure() {
         assert_eq!(drops.load(Ordering::Relaxed), 1);
     });
 }
+
+/// A handle dropped while its task runs: `detach` races the runner's publication. The output
+/// is dropped exactly once, by whichever of them comes second in the state word's order, and
+/// before both threads are done: never left in the slot (the runtime may keep a finished
+/// task's slot alive after its handle is gone).
+#[test]
+fn detach_racing_the_run_drops_the_output_once_and_at_once() {
+    check_each_order(PREEMPTION_BOUND, |order: Order| {
+        let (drops, value) = counted();
+        let slot = Arc::new(TaskSlot::new(move || value));
+        let runner = {
+            let slot = slot.clone();
+            Box::new(move || {
+                assert!(slot.run_then(|_| {}));
+            }) as Box<dyn FnOnce()>
+        };
+        let handle = {
+            let slot = slot.clone();
+            Box::new(move || slot.detach()) as Box<dyn FnOnce()>
+        };
+        order.spawn_all(vec![runner, handle]);
+        // Both are done, and the slot is still alive (this thread holds it).
+        assert_eq!(
+            drops.load(Ordering::Relaxed),
+            1,
+            "the output was not dropped once"
+        );
+        assert!(
+            slot.take_output().is_none(),
+            "a detached outcome was left in the slot"
+        );
+        drop(slot);
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+    });
+}

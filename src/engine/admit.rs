@@ -31,12 +31,20 @@ enum Dry<F, T> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Borrows {
     /// Nothing: both are `'static`. With the task's concrete type,
-    /// `TypeId::of::<Task<F, T>>()`.
-    Nothing(TypeId),
+    /// `TypeId::of::<Task<F, T>>()`, if the task is small enough to be kept after it ran
+    /// ([`RETIRED_MAX_BYTES`]).
+    Nothing(Option<TypeId>),
     /// A scope's or a broadcast's environment: its `TaskGroup` keeps it alive until the task
     /// is gone, so the task must not outlive its run anywhere else.
     Scope,
 }
+
+/// The largest task (`size_of::<Task<F, T>>()`: metadata, closure and output inline) kept
+/// under its token after it ran, to be rebuilt in place or freed by the token's next taker.
+/// A larger one is freed as soon as its last reference goes, as any allocation: so the
+/// finished tasks kept alive take at most `capacity × RETIRED_MAX_BYTES` bytes (8 MiB at
+/// 16384 tokens), whatever closures and outputs a program uses.
+pub(crate) const RETIRED_MAX_BYTES: usize = 512;
 
 impl Borrows {
     /// What a `'static` task of `F` and `T` borrows: nothing; with its type.
@@ -45,7 +53,8 @@ impl Borrows {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        Borrows::Nothing(TypeId::of::<Task<F, T>>())
+        let small = std::mem::size_of::<Task<F, T>>() <= RETIRED_MAX_BYTES;
+        Borrows::Nothing(small.then(TypeId::of::<Task<F, T>>))
     }
 }
 
@@ -206,7 +215,7 @@ impl Engine {
         let held = self.tokens.held(token);
         let id = TaskId::new(self.serial, held.next_generation(), token.index() as u32);
         let task_type = match borrows {
-            Borrows::Nothing(task_type) => Some(task_type),
+            Borrows::Nothing(task_type) => task_type,
             Borrows::Scope => None,
         };
         let tag = Some(entry.tag());

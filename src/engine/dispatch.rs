@@ -181,7 +181,7 @@ impl Engine {
     /// may steal it, if one sleeps, so the task does not wait for `me` while another core
     /// idles (and a task that blocks on it cannot deadlock `me`).
     #[inline]
-    fn wake_a_thief_if_one_sleeps(&self, weight: Weight, me: usize) {
+    pub(crate) fn wake_a_thief_if_one_sleeps(&self, weight: Weight, me: usize) {
         if self.workers.len() == 1 {
             return; // no other worker to steal it
         }

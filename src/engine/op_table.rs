@@ -130,7 +130,7 @@ pub(crate) struct OpTable {
     workers: usize,
     capacity: usize,
     /// Unique in the process (never reused, unlike an address): the key of [`LAST_LOOKUP`].
-    serial: u32,
+    serial: u64,
 }
 
 /// The last entry the calling thread found by name: (table serial, name address, name
@@ -138,7 +138,7 @@ pub(crate) struct OpTable {
 /// hash and the name comparison then. Names are `&'static str`, so one address and length is
 /// one name; an entry lives as long as its table, and a table's serial is never reused, so
 /// the pointer is used only while its table is alive (`entry` takes `&self` of that table).
-type LastLookup = Cell<Option<(u32, usize, usize, *const OpEntry)>>;
+type LastLookup = Cell<Option<(u64, usize, usize, *const OpEntry)>>;
 
 #[cfg(not(loom))]
 thread_local! {
@@ -169,8 +169,11 @@ fn hash(name: &str) -> usize {
 
 impl OpTable {
     pub(crate) fn new(workers: usize, capacity: usize) -> Self {
-        // A fresh serial of the same counter as the runtimes': unique in the process.
-        let serial = crate::task::next_runtime_serial();
+        // 64 bits: never wraps, so a serial is never reused (a reused one could match a stale
+        // `LAST_LOOKUP` of a dropped table).
+        static NEXT_SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        // ORDERING: Relaxed: only uniqueness matters.
+        let serial = NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let null = || AtomicPtr::new(ptr::null_mut());
         Self {
             slots: (0..SLOTS).map(|_| null()).collect(),

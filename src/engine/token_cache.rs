@@ -5,7 +5,11 @@
 //! The bound stays exact: a cached token is a free token, and every taker can reach it. A
 //! worker takes from its own cache first, then the ring, then the other workers' caches; any
 //! other thread takes from the ring, then the caches. So a submission sees `Full` (or waits)
-//! only when every token is out, wherever the free ones are kept.
+//! only when it found no free token in any of these places, looked at one after another: a
+//! token given back into a place already looked at while another is taken from one not yet
+//! looked at can make a `try_submit` see `Full` at an instant when one was free (as a
+//! concurrent take and give-back could before, within the ring alone); `submit` waits and
+//! looks again.
 //!
 //! A cache is an [`ArrayQueue`] of [`CACHE_LEN`] tokens (fewer for a smaller ring): its owner
 //! pushes and pops it with uncontended atomics on its own cache lines; others pop it only when
@@ -114,7 +118,16 @@ impl Engine {
         self.ring.available() + self.caches.len()
     }
 
-    /// Blocks until every token is free (every admitted task finished).
+    /// Blocks until every token is free (every admitted task finished). Call once admission
+    /// is closed.
+    ///
+    /// The count is a sum of queue lengths read one after another. Each length is never
+    /// above what its queue held when its read began (`ArrayQueue::len` reads `tail` before
+    /// `head`), so the sum can overcount only a token counted in one place and then moved to
+    /// a place read later. After `close`, a free token in the ring only moves back to the
+    /// ring (an admitter that took it sees `closed` and gives it back there), and the ring is
+    /// read first; a token still out is in no queue until its task ends. So the sum never
+    /// reaches the capacity while a token is out.
     pub(crate) fn wait_all_tokens_home(&self) {
         let capacity = self.ring.capacity();
         self.ring

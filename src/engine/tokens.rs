@@ -119,8 +119,10 @@ impl Drop for TokenTable {
 /// 2. `Held` is not `Send` (it holds a `&TokenSlot`, and the slot's cells are not `Sync`), so
 ///    the access stays on the holder's thread while the borrow lasts.
 /// 3. Every hand-over of a token (a mailbox or queue push and its pop, a give-back to the
-///    ring and the next take, the limiter's queue) is a Release/Acquire pair, so what one
-///    holder wrote in the cells happens before the next holder reads them.
+///    ring or a worker's token cache and the next take, a local deque's push and its pop or
+///    steal, the limiter's queue) is a Release/Acquire pair (the deque's: a Release fence
+///    and an Acquire load of its `bottom`, or the owner's own pop), so what one holder wrote
+///    in the cells happens before the next holder reads them.
 pub(crate) struct Held<'a> {
     slot: &'a TokenSlot,
     _token: PhantomData<&'a Token>,
@@ -166,7 +168,8 @@ impl Held<'_> {
             previous.is_none(),
             "a token's admission takes its retired task"
         );
-        drop(previous);
+        // `None` by construction; were it not, its drop is user code.
+        drop_contained(previous);
     }
 
     /// Takes the task the token carried last, if it was retired here.

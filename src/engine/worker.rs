@@ -18,7 +18,10 @@
 //! | each attempt of a retried closure, and the drop of a failed attempt's payload | as above | `catch_unwind` per attempt (`retry.rs`); a payload that panics in drop ends the loop as a panic of the task |
 //! | the drop of a closure never run: `cancel`, `kill`, `kill_operation`, drain, expired deadline, blocked operation, `shutdown_now` | the caller of `cancel`, a worker, an admin caller | `TaskSlot::abandon` drops it under `contain::drop_contained` and publishes the outcome regardless |
 //! | the drop of a refused closure (`try_submit` hands it back; `submit` after shutdown drops it) | the submitter | the submitter's own code: its panic is the submitter's, as for any value it drops |
-//! | the drop of an output or a panic payload nobody joined (the handle was dropped first) | the worker dropping the task's last reference | `contain::drop_contained` around that drop, in `execute` and `kill_held` |
+//! | the drop of an output or a panic payload nobody joined (the handle was dropped first) | the thread that publishes it (a worker, a joiner running it inline) | `TaskSlot::publish` drops a detached outcome under `contain::drop_contained` |
+//! | the same, the handle dropped after the task finished | the handle's thread, in `TaskHandle::drop` (`TaskSlot::detach`) | the dropper's own code, as when it held the last reference |
+//! | the drop of a finished task kept under its token (`tokens.rs`): what is left of it, such as a waker | the token's next taker (`install`, `recycle`), or whoever drops the runtime | `contain::drop_contained`; `recycle` catches a panic of the in-place drop |
+//! | the drop of a task's last reference (`execute`, `kill_held`) | a worker, an admin caller | `contain::drop_contained` |
 //! | the drop of an output or payload taken by `join` | the joiner | the joiner's own value |
 //! | a waker's `wake` | the finisher | `catch_unwind` in the slot (`Waiter::wake`) |
 //! | a waker's `clone` and `drop` | the poller; the finisher for a replaced waker | the poller's executor; a replaced waker is dropped with no flag held |
@@ -237,7 +240,6 @@ impl Worker {
         let entry = engine.ops.of_task(meta);
         let permit = meta.limited && held.take_permit();
         let mut token = Some(token);
-        let mut retired = false;
         if let Some((error, lifecycle)) = self.verdict(meta, entry) {
             job.abandon(error, lifecycle);
             engine.count_unrun(entry, &*job, self.stripe());
@@ -271,7 +273,6 @@ impl Worker {
                 if let Some(token) = token.take() {
                     if meta.task_type.is_some() {
                         engine.tokens.held(&token).retire(JobRef::clone(&job));
-                        retired = true;
                     }
                     self.finish(token, entry, permit);
                 }
@@ -279,11 +280,6 @@ impl Worker {
             if !ran {
                 engine.count_unrun(entry, &*job, self.stripe());
             }
-        }
-        // A retired task's output nobody will join (its handle is gone) is dropped now, not
-        // when the token is reused.
-        if retired && meta.handle_dropped() {
-            job.discard_output();
         }
         // Perhaps the last reference: an output or panic payload nobody joined is dropped
         // here, and its `Drop` is user code.
@@ -526,16 +522,28 @@ impl Worker {
     /// If the newest token of the local deque is `job`'s, pops it and runs it here (the
     /// common case of a fork-join: nobody stole it), giving the token back at once. Returns
     /// whether it did.
+    ///
+    /// It looks before it pops: a token popped and pushed back would be out of thieves' sight
+    /// meanwhile, and a worker going to sleep then could miss it.
     #[inline]
     fn run_own_newest(&self, job: &dyn Job) -> bool {
         let id = job.meta().id;
-        let Some(token) = self.pop_local() else {
+        let me = &self.engine.workers[self.index];
+        // SAFETY: `self` lives on worker `index`'s thread, the one owner of its deque.
+        if unsafe { me.deque.peek_newest() } != Some(id.index() as usize) {
             return false;
+        }
+        let Some(token) = self.pop_local() else {
+            return false; // a thief took it meanwhile
         };
-        // Popped, the token is ours: its generation says which task it carries now.
+        // Popped, the token is ours: its generation says which task it carries now (another,
+        // in the instant between a task's token going home and its outcome's publication).
         let held = self.engine.tokens.held(&token);
         if token.index() != id.index() as usize || held.generation() != id.generation() {
+            let weight = held.with_job(|other| other.meta().weight);
             self.push_local(token);
+            // It was out of thieves' sight for a moment: as after any local push.
+            self.engine.wake_a_thief_if_one_sleeps(weight, self.index);
             return false;
         }
         self.execute(token);

@@ -188,6 +188,27 @@ impl LocalDeque {
         won.then(|| Token::from_raw(raw))
     }
 
+    /// The number of the newest token, without taking it (a thief may still take it if it is
+    /// the only one).
+    ///
+    /// # Safety
+    ///
+    /// As [`push`](Self::push): only the owner.
+    #[inline]
+    pub unsafe fn peek_newest(&self) -> Option<usize> {
+        // ORDERING: Relaxed: only the owner writes `bottom`.
+        let b = self.bottom.load(Ordering::Relaxed);
+        // ORDERING: Relaxed: a hint; `top` only grows, and the slot below `b` was written by
+        // the owner (us), so reading it is no race whatever thieves do.
+        let t = self.top.load(Ordering::Relaxed);
+        if b.wrapping_sub(t) as isize <= 0 {
+            return None;
+        }
+        let b = b.wrapping_sub(1);
+        // ORDERING: Relaxed: the owner wrote this slot itself.
+        Some(self.slots[b & self.mask].load(Ordering::Relaxed) as usize)
+    }
+
     /// Steals the oldest token.
     #[inline]
     pub fn steal(&self) -> Steal {

@@ -41,6 +41,10 @@
 //!   `AcqRel`, so it also acquires the outcome. Either the finisher's RMW or the registrant's
 //!   comes first in the state word's order, so exactly one of them wakes the waiter: no
 //!   wake-up is lost, none is doubled.
+//! - Detach: the handle's `fetch_or` of `DETACHED` and the finisher's RMW that sets `READY`
+//!   are ordered in the state word; whichever comes second sees the other's bit and drops the
+//!   outcome (the handle after `READY`, the finisher after `DETACHED`), so a detached outcome
+//!   is dropped exactly once and as soon as it exists, never left in the slot.
 //! - Closure: it is written before the slot is shared (an `Arc` or a mailbox hand-over
 //!   publishes it) and taken by the single winner of the lifecycle CAS, which is `Relaxed`:
 //!   the edge that shared the slot already orders the write before any taker (a loom model
@@ -51,7 +55,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::{Context, Poll, Waker};
 
-use super::state::{TokenState, LIFECYCLE, READY, REGISTERING, TAKEN, WAITER_SET};
+use super::state::{TokenState, DETACHED, LIFECYCLE, READY, REGISTERING, TAKEN, WAITER_SET};
 use crate::error::{PanicPayload, TaskError};
 use crate::sync::{thread, AtomicU32, Backoff, Ordering, UnsafeCell};
 
@@ -298,6 +302,24 @@ where
             if let Some(waiter) = waiter {
                 waiter.wake();
             }
+        }
+        if before & DETACHED != 0 {
+            // The handle is gone and saw no outcome: it is ours to drop (module docs). Its
+            // `Drop` is user code; the finisher (often a worker) goes on if it panics.
+            crate::contain::drop_contained(self.take_output());
+        }
+    }
+
+    /// Tells the slot that nobody will take the outcome (the handle was dropped unjoined): the
+    /// outcome is dropped as soon as it exists, by this call if it is ready, else by the
+    /// thread that publishes it (contained there). Call at most once, instead of taking it.
+    pub fn detach(&self) {
+        // ORDERING: AcqRel: Acquire sees the outcome if READY is set (we then take it);
+        // Release is not needed by the finisher (it reads no data of ours) but the RMW is one
+        // total order with `publish`'s (module docs).
+        let before = self.state.fetch_or(DETACHED, Ordering::AcqRel);
+        if before & READY != 0 {
+            drop(self.take_output());
         }
     }
 

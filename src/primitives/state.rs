@@ -8,6 +8,7 @@
 //! | 4 | `WAITER_SET` | a waiter is registered and owned by the completer |
 //! | 5 | `REGISTERING` | a joiner is writing the waiter cell (excludes other joiners) |
 //! | 6 | `TAKEN` | the outcome was taken by a joiner |
+//! | 7 | `DETACHED` | the handle is gone: whoever sees it with `READY` first drops the outcome |
 //!
 //! Lifecycle transitions, each by one CAS:
 //!
@@ -100,6 +101,8 @@ pub(crate) const WAITER_SET: u32 = 1 << 4;
 pub(crate) const REGISTERING: u32 = 1 << 5;
 /// The outcome was taken.
 pub(crate) const TAKEN: u32 = 1 << 6;
+/// The handle is gone: nobody will take the outcome (see `TaskSlot::detach`).
+pub(crate) const DETACHED: u32 = 1 << 7;
 
 impl std::fmt::Display for TokenState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -271,17 +271,13 @@ impl<T> Drop for TaskHandle<T> {
         if self.polled == Polled::Pending {
             self.task.unregister_waker();
         }
-        // Dropped without its outcome taken: nobody will take it. A finished task's output is
-        // dropped here, now, as when this was its last reference; a worker that finishes the
-        // task later drops it as soon as it is published. Either way it does not wait under
-        // the task's token until the token's next use. (A joined or completed handle skips
-        // this: its outcome is gone, and the task's cache line is left alone.)
+        // Dropped without its outcome taken: nobody will take it. It is dropped as soon as it
+        // exists: here if the task is finished (as when this was the task's last reference),
+        // else by the thread that publishes it, contained. Never left in the task, which may
+        // outlive its handle under its token (`engine/tokens.rs`). A joined or completed
+        // handle skips this: its outcome is gone, and the task's cache line is left alone.
         if self.polled != Polled::Done {
-            if self.task.is_ready() {
-                drop(self.task.take_output());
-            } else {
-                self.task.meta().mark_handle_dropped();
-            }
+            self.task.detach();
         }
     }
 }

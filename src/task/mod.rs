@@ -75,8 +75,6 @@ pub(crate) struct TaskMeta {
     /// Asked to stop: a kill or cancel that came while it was running, so a retry loop stops
     /// between attempts.
     pub(crate) stop: AtomicBool,
-    /// Its handle was dropped: nobody will take its output.
-    pub(crate) handle_dropped: AtomicBool,
 }
 
 impl TaskMeta {
@@ -108,7 +106,6 @@ impl TaskMeta {
             limited: op.get_concurrency_limit().is_some(),
             task_type,
             stop: AtomicBool::new(false),
-            handle_dropped: AtomicBool::new(false),
         }
     }
 
@@ -121,19 +118,6 @@ impl TaskMeta {
     pub(crate) fn request_stop(&self) {
         // ORDERING: Relaxed, see `stop_requested`.
         self.stop.store(true, Ordering::Relaxed);
-    }
-
-    /// Records that the task's handle is gone.
-    pub(crate) fn mark_handle_dropped(&self) {
-        // ORDERING: Relaxed: read after the outcome is published by the worker; a drop it
-        // misses leaves the output for whoever drops the task last, as before.
-        self.handle_dropped.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether the task's handle is gone, so that its output may be dropped.
-    pub(crate) fn handle_dropped(&self) -> bool {
-        // ORDERING: Relaxed, see `mark_handle_dropped`.
-        self.handle_dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -173,9 +157,6 @@ pub(crate) trait Job: Send + Sync {
     fn unregister_waiter(&self);
     /// Blocks until the outcome is ready.
     fn wait(&self);
-    /// Drops the outcome if it is ready and nobody took it (its handle is gone); a panic in
-    /// its `Drop` is contained.
-    fn discard_output(&self);
 }
 
 /// The handle's view of a task: the [`Job`] view plus the outcome.
@@ -185,6 +166,8 @@ pub(crate) trait Outcome<T>: Job {
     fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>>;
     /// Withdraws the waker of a future dropped before its outcome arrived.
     fn unregister_waker(&self);
+    /// The handle is gone: the outcome is dropped as soon as it exists (`TaskSlot::detach`).
+    fn detach(&self);
     fn as_job(&self) -> &dyn Job;
 }
 
@@ -329,10 +312,6 @@ where
     fn wait(&self) {
         self.slot.wait()
     }
-
-    fn discard_output(&self) {
-        crate::contain::drop_contained(self.slot.take_output());
-    }
 }
 
 impl<F, T> Outcome<T> for Task<F, T>
@@ -350,6 +329,10 @@ where
 
     fn unregister_waker(&self) {
         self.slot.unregister_waker()
+    }
+
+    fn detach(&self) {
+        self.slot.detach()
     }
 
     fn as_job(&self) -> &dyn Job {
