@@ -103,9 +103,10 @@ impl Builder {
     /// once the output is taken or its handle dropped) stays under its token until the
     /// token's next use builds a task of the same closure type in it, or frees it: a warm
     /// runtime allocates nothing per task. Only tasks of at most 512 bytes (metadata, closure
-    /// and output inline; room for about 300 bytes of closure and output) are kept so, so finished
-    /// tasks keep at most `capacity × 512` bytes alive (8 MiB at 16384 tokens); a larger one
-    /// is freed when its last reference goes.
+    /// and output inline: room for about 300 bytes of closure and output) are kept so, so
+    /// finished tasks keep at most `capacity × 512` bytes alive (8 MiB at 16384 tokens); a
+    /// larger one is freed when its last reference goes.
+    ///
     /// Tasks run without a token (a worker submitting into a dry ring, see
     /// [`Runtime::submit`]) are bounded by the stack frames blocked doing so, not by it.
     pub fn capacity(mut self, capacity: usize) -> Self {
