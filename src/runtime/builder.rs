@@ -101,8 +101,8 @@ impl Builder {
     ///
     /// A finished task's allocation (its metadata, and its closure's and output's room, empty
     /// once the output is taken or its handle dropped) stays under its token until the
-    /// token's next use builds a task of the same closure type in it, or frees it: a warm
-    /// runtime allocates nothing per task. Only tasks of at most 512 bytes (metadata, closure
+    /// token's next use builds a task of the same closure type in it (on a worker), or frees
+    /// it: a warm worker allocates nothing per task it submits. Only tasks of at most 512 bytes (metadata, closure
     /// and output inline: room for about 300 bytes of closure and output) are kept so, so
     /// finished tasks keep at most `capacity × 512` bytes alive (8 MiB at 16384 tokens); a
     /// larger one is freed when its last reference goes.
