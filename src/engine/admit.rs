@@ -219,14 +219,15 @@ impl Engine {
             Borrows::Scope => None,
         };
         let tag = Some(entry.tag());
-        let meta = TaskMeta::new(id, self.id(), op, tag, time, placement, task_type);
+        let mut meta = TaskMeta::new(id, self.id(), op, tag, time, placement, task_type);
+        meta.from_worker = current::is_worker_of(self.id());
         // The token's previous task, left here by the worker that ran it (see `tokens.rs`).
         // On a worker, the new task is built in its allocation if it is of the same type and
         // nobody holds it any more: the worker most likely ran it, so its cache lines are
         // at hand. Any other thread drops it (it most often allocated it): rebuilding it
         // would pull every line of it from the worker's core, which measured slower than a
         // free and a malloc from the thread's own allocator cache.
-        let recycle = task_type.filter(|_| current::is_worker_of(self.id()));
+        let recycle = task_type.filter(|_| meta.from_worker);
         let (meta, func) = match (held.take_retired(), recycle) {
             (Some(previous), Some(task_type)) => {
                 // SAFETY: `task_type` is `Borrows::Nothing`'s, `TypeId::of::<Task<F, T>>()`

@@ -2,14 +2,18 @@
 //! (its generation, its permit mark), in cells that only the token's holder touches; and the
 //! kill requests that `kill(id)` leaves for a token's task.
 //!
-//! A task that ran stays under its token, *retired*, until the token's next taker admits a
-//! new task there and drops it. The thread that takes a token is most often the one that
-//! allocated the task it last carried (a submitter reusing the tokens its tasks gave back, a
-//! worker its cached ones), so the task is freed where it was allocated: a worker freeing
-//! every task of a submitter that dropped its handles costs the allocator a cross-thread free
-//! each, which made fire-and-forget slower than joining. Only tasks that borrow nothing are
-//! retired (`TaskMeta::task_type`): a scope's must be gone before the scope returns. At most
-//! one retired task per token: the memory stays bounded by the capacity.
+//! A task that ran may stay under its token, *retired*, until the token's next taker admits a
+//! new task there: a worker rebuilds the new task in the old one's allocation when both are of
+//! one closure type (`task::recycle`: a warm worker allocates nothing for the tasks it
+//! submits), any other thread drops it. Retired are small tasks (`RETIRED_MAX_BYTES`) that
+//! borrow nothing (`TaskMeta::task_type`; a scope's must be gone before the scope returns),
+//! and of those the ones a worker submitted (the next taker of the token, most likely that
+//! worker, rebuilds in lines its core holds) or whose handle is gone (the next taker, most
+//! likely the submitter that allocated it, frees it: a worker freeing every task of a
+//! submitter that dropped its handles cost the allocator a cross-thread free each, which
+//! made fire-and-forget slower than joining). A task whose handle still waits is dropped by
+//! that handle, as any allocation. At most one retired task per token, of at most
+//! `RETIRED_MAX_BYTES`: the memory stays bounded by the capacity.
 //!
 //! The holder reaches the cells through one door, [`TokenTable::held`], which takes a
 //! `&Token` as the proof that the caller holds it: the one safety argument of the table is

@@ -268,10 +268,14 @@ impl Worker {
             }
             // The token goes home before the outcome is published, so that a joiner woken by
             // it finds the token free (`try_submit` right after a `join` is not `Full`). A
-            // task that borrows nothing stays under it, retired, for its next taker to free.
+            // small task that borrows nothing stays under it, retired (`tokens.rs`), if a
+            // worker submitted it (a worker, most likely this one, will rebuild the next task
+            // in it) or its handle is gone (the next taker frees it, most likely its
+            // allocator); else its handle drops it, as any allocation.
+            let retire = meta.task_type.is_some() && (meta.from_worker || job.is_detached());
             let ran = self.run_recorded(&*job, entry, &mut || {
                 if let Some(token) = token.take() {
-                    if meta.task_type.is_some() {
+                    if retire {
                         engine.tokens.held(&token).retire(JobRef::clone(&job));
                     }
                     self.finish(token, entry, permit);

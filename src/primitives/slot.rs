@@ -310,6 +310,14 @@ where
         }
     }
 
+    /// Whether [`detach`](Self::detach) was called (a hint for the finisher: a handle may be
+    /// dropped any time).
+    #[inline]
+    pub fn is_detached(&self) -> bool {
+        // ORDERING: Relaxed: a hint; `publish` decides by its own RMW.
+        self.state.load(Ordering::Relaxed) & DETACHED != 0
+    }
+
     /// Tells the slot that nobody will take the outcome (the handle was dropped unjoined): the
     /// outcome is dropped as soon as it exists, by this call if it is ready, else by the
     /// thread that publishes it (contained there). Call at most once, instead of taking it.

@@ -72,6 +72,8 @@ pub(crate) struct TaskMeta {
     /// token, where the token's next taker drops it or, for a task of the same type, builds
     /// the new task in its allocation ([`recycle`]; see `tokens.rs`).
     pub(crate) task_type: Option<TypeId>,
+    /// Submitted by a worker of its runtime.
+    pub(crate) from_worker: bool,
     /// Asked to stop: a kill or cancel that came while it was running, so a retry loop stops
     /// between attempts.
     pub(crate) stop: AtomicBool,
@@ -105,6 +107,7 @@ impl TaskMeta {
             deadline: time.deadline,
             limited: op.get_concurrency_limit().is_some(),
             task_type,
+            from_worker: false,
             stop: AtomicBool::new(false),
         }
     }
@@ -157,6 +160,8 @@ pub(crate) trait Job: Send + Sync {
     fn unregister_waiter(&self);
     /// Blocks until the outcome is ready.
     fn wait(&self);
+    /// Whether the handle is gone (a hint: it may go any time).
+    fn is_detached(&self) -> bool;
 }
 
 /// The handle's view of a task: the [`Job`] view plus the outcome.
@@ -311,6 +316,10 @@ where
 
     fn wait(&self) {
         self.slot.wait()
+    }
+
+    fn is_detached(&self) -> bool {
+        self.slot.is_detached()
     }
 }
 
