@@ -124,7 +124,7 @@ impl Drop for TokenTable {
 ///    the access stays on the holder's thread while the borrow lasts.
 /// 3. Every hand-over of a token (a mailbox or queue push and its pop, a give-back to the
 ///    ring or a worker's token cache and the next take, a local deque's push and its pop or
-///    steal, the limiter's queue) is a Release/Acquire pair (the deque's: a Release fence
+///    steal, the limiter's queue) is a Release/Acquire pair (the deque's: a Release store
 ///    and an Acquire load of its `bottom`, or the owner's own pop), so what one holder wrote
 ///    in the cells happens before the next holder reads them.
 pub(crate) struct Held<'a> {

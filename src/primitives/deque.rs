@@ -6,8 +6,8 @@
 //! task is the largest piece of work left.
 //!
 //! The owner's push and pop make no read-modify-write in the common case: a push is two
-//! stores and a fence; a pop is a store, one `SeqCst` fence and a load, plus a CAS only when it
-//! takes the last token (racing the thieves for it). A steal is one CAS.
+//! stores (the second a release); a pop is a store, one `SeqCst` fence and a load, plus a CAS
+//! only when it takes the last token (racing the thieves for it). A steal is one CAS.
 //!
 //! It is bounded without a resize: the runtime sizes it to the token ring, and a token is in at
 //! most one queue at a time, so a push never finds it full. Slots hold the token's number in an
@@ -19,14 +19,19 @@
 //! These are the C11 orderings of Lê, Pop, Cohen and Zappa Nardelli, *Correct and Efficient
 //! Work-Stealing for Weak Memory Models* (PPoPP 2013), for a fixed buffer:
 //!
-//! - `push`: slot store (Relaxed); `fence(Release)`; `bottom` store (Relaxed). A thief's
-//!   `Acquire` load of `bottom` that sees the new value synchronises with the fence, so the
-//!   token (and everything its holder wrote before pushing it, such as its task in the token
-//!   table) is visible to the thief that takes it.
-//! - `pop`: `bottom` store of `b - 1` (Relaxed); `fence(SeqCst)`; `top` load. Paired with the
-//!   thief's `fence(SeqCst)` between its `top` and `bottom` loads: the owner and a thief cannot
-//!   both miss each other's claim on the last token, so they race for it with a CAS of `top`,
-//!   and exactly one wins. Without this fence both may take it (the `mutant` model in
+//! - `push`: slot store (Relaxed); `bottom` store (Release). The paper puts a release fence
+//!   before a relaxed store instead; that fence also makes every *later* relaxed store of
+//!   `bottom` (a pop's, a restore's) carry the push's writes to a thief that reads it. Here
+//!   every store of `bottom` is a release store, which gives thieves the same (a thief that
+//!   reads a pop's `bottom` sees the pushes before it) and, unlike a fence, is understood by
+//!   ThreadSanitizer. On x86 both are plain stores. (With only the push's store a release,
+//!   the deque model finds the thief reading a slot's payload unordered: loom reported it.)
+//!   A thief's `Acquire` load of `bottom` so sees the token and everything its holder wrote
+//!   before pushing it (such as its task in the token table).
+//! - `pop`: `bottom` store of `b - 1` (Release, see above); `fence(SeqCst)`; `top` load.
+//!   Paired with the thief's `fence(SeqCst)` between its `top` and `bottom` loads: the owner
+//!   and a thief cannot both miss each other's claim on the last token, so they race for it
+//!   with a CAS of `top`, and exactly one wins. Without this fence both may take it (the `mutant` model in
 //!   `loom-tests/tests/deque.rs` shows loom catching exactly that).
 //! - `steal`: `top` load (Acquire); `fence(SeqCst)`; `bottom` load (Acquire); slot load; CAS
 //!   of `top` (SeqCst). A failed CAS means another thread took the token: the thief reports
@@ -130,13 +135,12 @@ impl LocalDeque {
             "a local deque holds at most {} tokens",
             self.mask + 1
         );
-        // ORDERING: Relaxed: published by the fence and the `bottom` store below.
+        // ORDERING: Relaxed: published by the `bottom` store below.
         self.slots[b & self.mask].store(token.into_raw(), Ordering::Relaxed);
-        // ORDERING: Release fence: the slot (and what the holder wrote before pushing) happens
-        // before a thief's Acquire load of `bottom` that sees `b + 1`.
-        fence(Ordering::Release);
-        // ORDERING: Relaxed, ordered by the fence above.
-        self.bottom.store(b.wrapping_add(1), Ordering::Relaxed);
+        // ORDERING: Release: the slot (and what the holder wrote before pushing) happens
+        // before a thief's Acquire load of `bottom` that sees `b + 1`, or any later value:
+        // every store of `bottom` is a release (see the module docs).
+        self.bottom.store(b.wrapping_add(1), Ordering::Release);
     }
 
     /// Pops the newest token, if any.
@@ -153,8 +157,9 @@ impl LocalDeque {
             return None;
         }
         let b = b.wrapping_sub(1);
-        // ORDERING: Relaxed, ordered by the fence below.
-        self.bottom.store(b, Ordering::Relaxed);
+        // ORDERING: Release, as every store of `bottom` (module docs); ordered before the
+        // `top` load by the fence below.
+        self.bottom.store(b, Ordering::Release);
         // ORDERING: SeqCst fence between claiming `b` (the store above) and reading `top`,
         // paired with the fence in `steal` between its `top` and `bottom` loads: a thief and
         // the owner cannot both miss the other's claim (see the module docs).
@@ -165,8 +170,8 @@ impl LocalDeque {
         let len = b.wrapping_sub(t) as isize;
         if len < 0 {
             // Empty: a thief took the last token meanwhile. Restore `bottom`.
-            // ORDERING: Relaxed: only the owner writes `bottom`.
-            self.bottom.store(b.wrapping_add(1), Ordering::Relaxed);
+            // ORDERING: Release, as every store of `bottom` (module docs).
+            self.bottom.store(b.wrapping_add(1), Ordering::Release);
             return None;
         }
         // ORDERING: Relaxed: the owner wrote this slot itself.
@@ -182,8 +187,8 @@ impl LocalDeque {
             .top
             .compare_exchange(t, t.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
             .is_ok();
-        // ORDERING: Relaxed: only the owner writes `bottom`; empty now either way.
-        self.bottom.store(b.wrapping_add(1), Ordering::Relaxed);
+        // ORDERING: Release, as every store of `bottom` (module docs); empty now either way.
+        self.bottom.store(b.wrapping_add(1), Ordering::Release);
         // The number was this deque's token, taken once: by the CAS, won here or by a thief.
         won.then(|| Token::from_raw(raw))
     }
@@ -218,7 +223,7 @@ impl LocalDeque {
         // ORDERING: SeqCst fence between the `top` and `bottom` loads, paired with the fence
         // in `pop` (see the module docs).
         fence(Ordering::SeqCst);
-        // ORDERING: Acquire: pairs with the Release fence in `push`, so the slot and the
+        // ORDERING: Acquire: pairs with the Release store in `push`, so the slot and the
         // pusher's writes before it are visible.
         let b = self.bottom.load(Ordering::Acquire);
         if b.wrapping_sub(t) as isize <= 0 {
