@@ -306,8 +306,52 @@ where
         if before & DETACHED != 0 {
             // The handle is gone and saw no outcome: it is ours to drop (module docs). Its
             // `Drop` is user code; the finisher (often a worker) goes on if it panics.
-            crate::contain::drop_contained(self.take_output());
+            self.drop_outcome_in_place(true);
         }
+    }
+
+    /// Drops the outcome where it lies, if it is ready and nobody took it; a panic of its
+    /// `Drop` is contained (`contain`) or passed on once the cell is emptied.
+    ///
+    /// In place, not moved out and dropped by value: an outcome's drop can end what lets
+    /// another thread free what the outcome borrowed (a scope's task output signals its
+    /// scope as it drops), and a value passed to a function keeps its borrows protected
+    /// until that function returns, after the other thread may have freed them (miri's
+    /// borrow model reports exactly that).
+    fn drop_outcome_in_place(&self, contain: bool) {
+        // ORDERING: Acquire pairs with the Release in `publish` (the outcome is written);
+        // setting TAKEN makes us the only one to touch the cell, as in `take_output`.
+        let claimed = self
+            .state
+            .fetch_update(Ordering::Acquire, Ordering::Acquire, |word| {
+                (word & READY != 0 && word & TAKEN == 0).then_some(word | TAKEN)
+            })
+            .is_ok();
+        if !claimed {
+            return;
+        }
+        self.output.with_mut(|place| {
+            // SAFETY: READY is set and we set TAKEN: the cell is ours alone (see
+            // `take_output`). After the drop, caught or not, the place is rewritten without
+            // a drop, so nothing is dropped twice.
+            let dropped = if cfg!(loom) {
+                // SAFETY: as above.
+                unsafe { std::ptr::drop_in_place(place) };
+                Ok(())
+            } else {
+                // SAFETY: as above.
+                catch_unwind(AssertUnwindSafe(|| unsafe {
+                    std::ptr::drop_in_place(place)
+                }))
+            };
+            // SAFETY: as above.
+            unsafe { std::ptr::write(place, None) };
+            match dropped {
+                Ok(()) => {}
+                Err(payload) if contain => crate::contain::forget_payload(payload),
+                Err(payload) => std::panic::resume_unwind(payload),
+            }
+        });
     }
 
     /// Whether [`detach`](Self::detach) was called (a hint for the finisher: a handle may be
@@ -327,7 +371,9 @@ where
         // total order with `publish`'s (module docs).
         let before = self.state.fetch_or(DETACHED, Ordering::AcqRel);
         if before & READY != 0 {
-            drop(self.take_output());
+            // On the caller's thread, as when it held the last reference: a panic of the
+            // outcome's `Drop` is the caller's.
+            self.drop_outcome_in_place(false);
         }
     }
 
