@@ -319,15 +319,7 @@ where
     /// until that function returns, after the other thread may have freed them (miri's
     /// borrow model reports exactly that).
     fn drop_outcome_in_place(&self, contain: bool) {
-        // ORDERING: Acquire pairs with the Release in `publish` (the outcome is written);
-        // setting TAKEN makes us the only one to touch the cell, as in `take_output`.
-        let claimed = self
-            .state
-            .fetch_update(Ordering::Acquire, Ordering::Acquire, |word| {
-                (word & READY != 0 && word & TAKEN == 0).then_some(word | TAKEN)
-            })
-            .is_ok();
-        if !claimed {
+        if !self.claim_outcome() {
             return;
         }
         self.output.with_mut(|place| {
@@ -385,17 +377,21 @@ where
         self.state.load(Ordering::Acquire) & READY != 0
     }
 
-    /// Takes the outcome if it is ready and nobody took it yet.
-    pub fn take_output(&self) -> Option<Result<T, TaskError>> {
+    /// Sets TAKEN if the outcome is ready and nobody took it yet; returns whether it did, so
+    /// that the caller alone may touch the outcome cell.
+    fn claim_outcome(&self) -> bool {
         // ORDERING: Acquire pairs with the Release in `publish` (the outcome is written);
         // the CAS on TAKEN makes us the only taker.
-        let claimed = self
-            .state
+        self.state
             .fetch_update(Ordering::Acquire, Ordering::Acquire, |word| {
                 (word & READY != 0 && word & TAKEN == 0).then_some(word | TAKEN)
             })
-            .is_ok();
-        if !claimed {
+            .is_ok()
+    }
+
+    /// Takes the outcome if it is ready and nobody took it yet.
+    pub fn take_output(&self) -> Option<Result<T, TaskError>> {
+        if !self.claim_outcome() {
             return None;
         }
         // SAFETY: READY was set (the finisher is done with the cell) and we set TAKEN, which
