@@ -28,4 +28,4 @@ MIRIFLAGS="-Zmiri-many-seeds=$seeds" cargo +nightly miri test -p tokengate --lib
 
 # The runtime end to end, small sizes (the tests scale down under cfg(miri)).
 echo "+ cargo +nightly miri test --test miri_smoke"
-MIRIFLAGS="-Zmiri-many-seeds=0..2" cargo +nightly miri test -p tokengate --test miri_smoke
+MIRIFLAGS="-Zmiri-many-seeds=0..6" cargo +nightly miri test -p tokengate --test miri_smoke

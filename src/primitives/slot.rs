@@ -235,7 +235,8 @@ where
             ),
         };
         before_publish(lifecycle);
-        self.publish(outcome, TokenState::Executing, lifecycle);
+        self.write_outcome(outcome);
+        self.publish(TokenState::Executing, lifecycle);
         true
     }
 
@@ -261,7 +262,8 @@ where
             // panic is contained (the hook reported it), so the outcome is still published and
             // whoever abandons (a worker, `cancel`, a shutdown) goes on.
             crate::contain::drop_contained(func);
-            self.publish(Err(error), lifecycle, lifecycle);
+            self.write_outcome(Err(error));
+            self.publish(lifecycle, lifecycle);
             return true;
         }
         matches!(self.state(), TokenState::Killed | TokenState::TimedOut)
@@ -283,12 +285,25 @@ where
             .is_ok()
     }
 
-    /// Writes the outcome, moves the lifecycle from `from` to `to` and sets `READY`, then wakes
-    /// the registered waiter. Only the winner of the lifecycle CAS calls this.
-    fn publish(&self, outcome: Result<T, TaskError>, from: TokenState, to: TokenState) {
+    /// Writes the outcome into its cell. Only the winner of the lifecycle CAS calls this,
+    /// before [`publish`](Self::publish).
+    ///
+    /// A function of its own that returns before the outcome is published: a value passed to
+    /// a function keeps its borrows protected until that function returns, and once `READY`
+    /// is set a joiner may take the outcome, drop it and free what it borrowed (a scope's or a
+    /// broadcast's borrowed data) while the publisher still runs. Publishing from the
+    /// function that received the outcome would keep a borrow alive past that free (miri's
+    /// borrow model reports exactly that).
+    fn write_outcome(&self, outcome: Result<T, TaskError>) {
         // SAFETY: nobody reads `output` before `READY` is set, and only the winner of the
         // lifecycle CAS (us) writes it.
         self.output.with_mut(|o| unsafe { *o = Some(outcome) });
+    }
+
+    /// Moves the lifecycle from `from` to `to` and sets `READY` over the outcome
+    /// [`write_outcome`](Self::write_outcome) wrote, then wakes the registered waiter. Only
+    /// the winner of the lifecycle CAS calls this.
+    fn publish(&self, from: TokenState, to: TokenState) {
         let step = READY + (to as u32 - from as u32);
         // ORDERING: AcqRel: Release publishes the outcome to joiners that see READY; Acquire
         // sees the waiter cell written before WAITER_SET was set.

@@ -1,6 +1,8 @@
 //! [`TaskGroup`]: the tasks of one scope or broadcast, counted until nothing of them can touch
 //! a borrow.
 
+use std::mem::{ManuallyDrop, MaybeUninit};
+
 use crate::sync::{thread, Arc, AtomicUsize, Ordering};
 
 /// A group of tasks that may borrow from one stack frame (a scope's, a broadcast's): it counts
@@ -35,7 +37,7 @@ impl TaskGroup {
         // owner's thread, or by the submission of the task that adds a nested member.
         group.live.fetch_add(1, Ordering::Relaxed);
         GroupTask {
-            func,
+            func: MaybeUninit::new(func),
             member: GroupMember(group.clone()),
         }
     }
@@ -48,25 +50,50 @@ impl TaskGroup {
     }
 }
 
-/// A closure of a [`TaskGroup`]: fields drop in declaration order, so a closure dropped unrun
-/// is gone before its member lets the group end.
+/// A closure of a [`TaskGroup`], with its member.
+///
+/// The closure is kept out of sight of the borrow model's retags: every frame that holds a
+/// `GroupTask` by value (the slot's `catch_unwind`, the runtime's wrapper, [`call`](Self::call),
+/// `contain::drop_contained`) would otherwise keep the closure's borrows protected until it
+/// returns, and the member may end the group inside such a frame (when the closure panics or
+/// is dropped unrun), letting the group's owner free what the closure borrowed while the
+/// frame still lives. A `MaybeUninit` field is not retagged: the borrows are protected only
+/// in the closure's own call, which has returned or unwound by the time the member goes.
 pub(crate) struct GroupTask<F> {
-    func: F,
+    /// Always initialised; read out once by `call`, else dropped by `Drop`.
+    func: MaybeUninit<F>,
     member: GroupMember,
 }
 
 impl<F> GroupTask<F> {
     /// Runs the closure; the member moves into the output (or, if the closure panics, is
-    /// dropped after the closure's captures, as the unwind leaves this frame).
+    /// dropped as the unwind leaves this frame, after the closure's own frame is gone).
     pub(crate) fn call<T>(self) -> GroupOutput<T>
     where
         F: FnOnce() -> T,
     {
-        let GroupTask { func, member } = self;
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `func` is initialised until read here or dropped in `Drop`; `this` is never
+        // dropped, so both fields are read out exactly once.
+        let (func, member) = unsafe {
+            (
+                std::ptr::read(&this.func).assume_init(),
+                std::ptr::read(&this.member),
+            )
+        };
         GroupOutput {
             value: func(),
             member,
         }
+    }
+}
+
+impl<F> Drop for GroupTask<F> {
+    /// A closure dropped unrun: dropped in place, then the member (a field, dropped after
+    /// this even if the closure's `Drop` panics) lets the group end.
+    fn drop(&mut self) {
+        // SAFETY: `func` is initialised (`call` does not drop `self`) and dropped once, here.
+        unsafe { self.func.assume_init_drop() }
     }
 }
 
