@@ -62,6 +62,12 @@ impl Runtime {
         let workers = engine.workers.len();
         let f = &f;
         let group = TaskGroup::new();
+        // Waits for the group when this function returns, and also if it unwinds after a
+        // run was submitted: the runs borrow `f`.
+        let _wait = WaitForGroup {
+            runtime: self,
+            group: &group,
+        };
         let handles: Vec<_> = (0..workers)
             .map(|index| {
                 let ctx = BroadcastContext { index, workers };
@@ -79,11 +85,22 @@ impl Runtime {
                 TaskHandle::new(outcome)
             })
             .collect();
-        let results = handles
+        // `_wait` drops after the results are collected: each join has taken its output.
+        handles
             .into_iter()
             .map(|h| h.join().map(GroupOutput::into_value))
-            .collect();
-        wait_for_group(engine, &group);
-        results
+            .collect()
+    }
+}
+
+/// Waits, when dropped, until every run of a broadcast's group is gone.
+struct WaitForGroup<'a> {
+    runtime: &'a Runtime,
+    group: &'a TaskGroup,
+}
+
+impl Drop for WaitForGroup<'_> {
+    fn drop(&mut self) {
+        wait_for_group(self.runtime.engine(), self.group);
     }
 }

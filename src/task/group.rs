@@ -57,10 +57,14 @@ impl TaskGroup {
 /// `contain::drop_contained`) would otherwise keep the closure's borrows protected until it
 /// returns, and the member may end the group inside such a frame (when the closure panics or
 /// is dropped unrun), letting the group's owner free what the closure borrowed while the
-/// frame still lives. A `MaybeUninit` field is not retagged: the borrows are protected only
-/// in the closure's own call, which has returned or unwound by the time the member goes.
+/// frame still lives. A `MaybeUninit` field is not retagged: among the frames that run or drop
+/// the task, the borrows are protected only in the closure's own call, which has returned or
+/// unwound by the time the member goes. (The submit side, `Scope::submit` and `broadcast`,
+/// also holds the closure by value, before it is a task; the group cannot end there: its
+/// owner is the submitter, or the submitter is a task whose own member is alive.)
 pub(crate) struct GroupTask<F> {
-    /// Always initialised; read out once by `call`, else dropped by `Drop`.
+    /// Initialised until `call` moves it out (and then forgets `self`); otherwise dropped in
+    /// place by `Drop`.
     func: MaybeUninit<F>,
     member: GroupMember,
 }
@@ -107,6 +111,14 @@ pub(crate) struct GroupOutput<T> {
 impl<T> GroupOutput<T> {
     /// The value; the member is dropped (the value now belongs to the caller, inside the
     /// group's frame).
+    ///
+    /// The member is dropped while this frame holds the value, whose borrows stay protected
+    /// until it returns: sound only because this member is never the one that ends the group.
+    /// Whoever joins a group's handle is its owner (inside `scope`'s closure, or `broadcast`
+    /// itself) or runs inside a live member (a scoped task, or a thread scoped within one of
+    /// those), since a `ScopedHandle`'s `'scope` cannot be named outside the scope. An API that
+    /// lets a handle be joined from elsewhere (an awaitable scoped handle, say) must revisit
+    /// this.
     pub(crate) fn into_value(self) -> T {
         let GroupOutput { value, member } = self;
         drop(member);
