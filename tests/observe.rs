@@ -56,6 +56,37 @@ fn counters_match_a_known_workload() {
     );
 }
 
+/// A task that runs others inside it (here each joins a child, which the one worker runs
+/// inline) counts once in its worker's busy time: the busy time stays within the wall time of
+/// the whole nest, where counting every level would give about eleven times the leaf's sleep.
+#[test]
+fn nested_runs_count_once_in_busy_time() {
+    fn nest(rt: &Arc<Runtime>, depth: u32) {
+        if depth == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+            return;
+        }
+        let r = rt.clone();
+        rt.spawn(move || nest(&r, depth - 1)).join().unwrap();
+    }
+    let rt = Arc::new(runtime(1));
+    let r = rt.clone();
+    let started = std::time::Instant::now();
+    rt.spawn(move || nest(&r, 10)).join().unwrap();
+    let wall = started.elapsed();
+    let stats = rt.stats();
+    let w = &stats.workers[0];
+    assert_eq!(w.tasks_run, 11);
+    assert!(w.busy >= Duration::from_millis(20), "busy {:?}", w.busy);
+    // 1 ms for the two clocks (the runtime's and `Instant`) to disagree.
+    assert!(
+        w.busy <= wall + Duration::from_millis(1),
+        "busy {:?} for a nest that took {wall:?}",
+        w.busy
+    );
+    assert!(w.utilization() <= 1.0);
+}
+
 #[test]
 fn killed_and_cancelled_tasks_are_counted() {
     const OP: Operation = Operation::new("op");

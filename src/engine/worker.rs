@@ -387,8 +387,9 @@ impl Worker {
             .set(self.sticky_depth.get() + sticky as u32);
         // Counters and history are written before the outcome is published, so a snapshot
         // taken after a join includes the joined task.
+        let outermost = outer.is_none();
         let ran = job.run_then(&mut |state| {
-            self.record_run(meta, entry, state, start);
+            self.record_run(meta, entry, state, start, outermost);
             on_end();
         });
         self.sticky_depth
@@ -398,8 +399,20 @@ impl Worker {
     }
 
     /// Records a task of `entry` that ran here: `state` is how it ended, `start` when it
-    /// started.
-    fn record_run(&self, meta: &TaskMeta, entry: &OpEntry, state: TokenState, start: u64) {
+    /// started, `outermost` whether it ran inside no other task on this thread.
+    ///
+    /// Only an outermost run adds to the worker's busy time: a task run inside another (a
+    /// join running it inline, or helping while it waits) is part of that task's run time,
+    /// and counting both would make a fork-join worker busier than the clock (utilization
+    /// above 1).
+    fn record_run(
+        &self,
+        meta: &TaskMeta,
+        entry: &OpEntry,
+        state: TokenState,
+        start: u64,
+        outermost: bool,
+    ) {
         let engine = &*self.engine;
         let timings = engine.settings.timings;
         let end = if timings { engine.clock.now_ns() } else { 0 };
@@ -417,7 +430,9 @@ impl Worker {
             c.run_time.record(stripe, end.saturating_sub(start));
             c.queue_wait
                 .record(stripe, start.saturating_sub(meta.submitted_ns));
-            bump_exclusive(&me.counters.busy_ns, end.saturating_sub(start));
+            if outermost {
+                bump_exclusive(&me.counters.busy_ns, end.saturating_sub(start));
+            }
             me.history.record(RawRecord {
                 id: meta.id.as_u64(),
                 worker: self.index,

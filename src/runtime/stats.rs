@@ -192,7 +192,9 @@ pub struct WorkerStats {
     pub tasks_stolen: u64,
     /// Times it parked (slept) for lack of work.
     pub parks: u64,
-    /// Time spent running tasks.
+    /// Time spent running tasks, credited when each task ends; a task run inside another (a
+    /// join running it inline, or running other tasks while it waits) counts as part of the
+    /// outer one, once.
     #[cfg_attr(
         feature = "serde",
         serde(
