@@ -203,7 +203,10 @@ pub struct WorkerStats {
         )
     )]
     pub busy: Duration,
-    /// Time alive and not running tasks.
+    /// Time alive and not running tasks: the runtime's uptime minus [`busy`](Self::busy).
+    /// Since `busy` is credited when a task ends, `idle` includes the elapsed part of a task
+    /// still running and steps back when that task ends; take differences of two snapshots
+    /// with `saturating_sub`.
     #[cfg_attr(
         feature = "serde",
         serde(
