@@ -21,6 +21,28 @@ pub(crate) fn drop_contained<T>(value: T) {
     }
 }
 
+/// Drops the value at `place` in place, catching a panic of its `Drop` (not under loom) and
+/// returning it: the caller decides whether to contain it or pass it on. Either way the value
+/// is gone (the drop glue drops the remaining fields while unwinding), so the caller must
+/// overwrite or forget `place` without dropping it again.
+///
+/// # Safety
+///
+/// As [`std::ptr::drop_in_place`]: `place` holds a live value that nobody else touches, and it
+/// is not dropped again.
+#[inline]
+pub(crate) unsafe fn drop_in_place_caught<T: ?Sized>(place: *mut T) -> std::thread::Result<()> {
+    if cfg!(loom) {
+        // SAFETY: forwarded from the caller.
+        unsafe { std::ptr::drop_in_place(place) };
+        return Ok(());
+    }
+    // SAFETY: forwarded from the caller.
+    catch_unwind(AssertUnwindSafe(|| unsafe {
+        std::ptr::drop_in_place(place)
+    }))
+}
+
 /// Drops a caught panic's payload; a payload whose own `Drop` panics is caught once more and
 /// then leaked rather than dropped again (an endless chain of such payloads is leaked whole).
 #[cold]

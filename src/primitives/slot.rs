@@ -341,16 +341,8 @@ where
             // SAFETY: READY is set and we set TAKEN: the cell is ours alone (see
             // `take_output`). After the drop, caught or not, the place is rewritten without
             // a drop, so nothing is dropped twice.
-            let dropped = if cfg!(loom) {
-                // SAFETY: as above.
-                unsafe { std::ptr::drop_in_place(place) };
-                Ok(())
-            } else {
-                // SAFETY: as above.
-                catch_unwind(AssertUnwindSafe(|| unsafe {
-                    std::ptr::drop_in_place(place)
-                }))
-            };
+            // SAFETY: as above.
+            let dropped = unsafe { crate::contain::drop_in_place_caught(place) };
             // SAFETY: as above.
             unsafe { std::ptr::write(place, None) };
             match dropped {

@@ -7,7 +7,6 @@ mod group;
 mod id;
 
 use std::any::TypeId;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::Arc as StdArc;
 use std::task::{Context, Poll};
@@ -237,14 +236,8 @@ where
     // panic in the old value's drop (an output nobody took, a waker) is contained; the drop
     // glue has then dropped the other fields, and the place is overwritten without a drop.
     // (Not caught under loom, which reports what it finds by panicking; see `contain.rs`.)
-    let dropped = if cfg!(loom) {
-        // SAFETY: as above.
-        unsafe { ptr::drop_in_place(place) };
-        Ok(())
-    } else {
-        // SAFETY: as above.
-        catch_unwind(AssertUnwindSafe(|| unsafe { ptr::drop_in_place(place) }))
-    };
+    // SAFETY: as above.
+    let dropped = unsafe { crate::contain::drop_in_place_caught(place) };
     // SAFETY: as above: the place holds no live value any more.
     unsafe { ptr::write(place, Task::new(meta, func)) };
     if let Err(payload) = dropped {
