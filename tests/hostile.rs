@@ -16,23 +16,17 @@ mod common;
 
 use std::any::Any;
 use std::mem::ManuallyDrop;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, Once};
 use std::thread;
 use std::time::Duration;
 
 use tokengate::{Operation, Runtime, TaskError, TaskHandle, TrySubmitError};
 
+use common::{watchdog, Steps, HANG, PROMPTLY};
+
 // ---- helpers ---------------------------------------------------------------------------------
-
-/// How long a test body may take before it counts as hung. Generous: it only catches hangs.
-const HANG: Duration = Duration::from_secs(if cfg!(miri) { 3_600 } else { 30 });
-
-/// How long to wait for something that should happen promptly (a task to run, a handle to
-/// resolve) before failing with a message that says which.
-const PROMPTLY: Duration = Duration::from_secs(if cfg!(miri) { 600 } else { 10 });
 
 /// Silences the panic report of the planned panics: messages starting with "planned" (see
 /// `common`) and [`Bomb`] payloads.
@@ -47,53 +41,6 @@ fn quiet() {
             }
         }));
     });
-}
-
-/// The last step a test body reached, for the "hung" message.
-#[derive(Clone, Default)]
-struct Steps(Arc<Mutex<&'static str>>);
-
-impl Steps {
-    fn at(&self, step: &'static str) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = step;
-    }
-
-    fn last(&self) -> &'static str {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Runs `body` on a thread of its own and returns what it returns; a panic in it is the
-/// test's panic; no answer within [`HANG`] fails the test with "hung: ..." and the last step
-/// the body reached (the body's thread is left behind, blocked).
-fn watchdog<T: Send + 'static>(body: impl FnOnce(&Steps) -> T + Send + 'static) -> T {
-    let steps = Steps::default();
-    let s = steps.clone();
-    let (tx, rx) = mpsc::channel();
-    let name = thread::current().name().unwrap_or("hostile").to_string();
-    let body_thread = thread::Builder::new()
-        .name(format!("{name} (body)"))
-        .spawn(move || {
-            let out = body(&s);
-            let _ = tx.send(out);
-        })
-        .expect("could not spawn the test body's thread");
-    match rx.recv_timeout(HANG) {
-        Ok(out) => {
-            let _ = body_thread.join();
-            out
-        }
-        Err(RecvTimeoutError::Timeout) => {
-            panic!(
-                "hung: no answer within {HANG:?}; stuck at: {}",
-                steps.last()
-            )
-        }
-        Err(RecvTimeoutError::Disconnected) => match body_thread.join() {
-            Err(payload) => resume_unwind(payload),
-            Ok(()) => unreachable!("the body returned without answering"),
-        },
-    }
 }
 
 fn runtime(workers: usize, capacity: usize) -> Runtime {

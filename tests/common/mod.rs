@@ -4,7 +4,10 @@
 // Each test file compiles this module on its own and uses only some of its helpers.
 #![allow(dead_code)]
 
-use std::sync::{mpsc, Once};
+use std::panic::resume_unwind;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, Once};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use tokengate::{Operation, Runtime, TaskHandle};
@@ -89,4 +92,60 @@ pub(crate) fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(1));
     }
     true
+}
+
+// ---- the watchdog of the tests that could hang ------------------------------------------------
+
+/// How long a test body may take before it counts as hung. Generous: it only catches hangs.
+pub(crate) const HANG: Duration = Duration::from_secs(if cfg!(miri) { 3_600 } else { 30 });
+
+/// How long to wait for something that should happen promptly (a task to run, a handle to
+/// resolve) before failing with a message that says which.
+pub(crate) const PROMPTLY: Duration = Duration::from_secs(if cfg!(miri) { 600 } else { 10 });
+
+/// The last step a test body reached, for the "hung" message.
+#[derive(Clone, Default)]
+pub(crate) struct Steps(Arc<Mutex<&'static str>>);
+
+impl Steps {
+    pub(crate) fn at(&self, step: &'static str) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = step;
+    }
+
+    pub(crate) fn last(&self) -> &'static str {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Runs `body` on a thread of its own and returns what it returns; a panic in it is the
+/// test's panic; no answer within [`HANG`] fails the test with "hung: ..." and the last step
+/// the body reached (the body's thread is left behind, blocked).
+pub(crate) fn watchdog<T: Send + 'static>(body: impl FnOnce(&Steps) -> T + Send + 'static) -> T {
+    let steps = Steps::default();
+    let s = steps.clone();
+    let (tx, rx) = mpsc::channel();
+    let name = thread::current().name().unwrap_or("hostile").to_string();
+    let body_thread = thread::Builder::new()
+        .name(format!("{name} (body)"))
+        .spawn(move || {
+            let out = body(&s);
+            let _ = tx.send(out);
+        })
+        .expect("could not spawn the test body's thread");
+    match rx.recv_timeout(HANG) {
+        Ok(out) => {
+            let _ = body_thread.join();
+            out
+        }
+        Err(RecvTimeoutError::Timeout) => {
+            panic!(
+                "hung: no answer within {HANG:?}; stuck at: {}",
+                steps.last()
+            )
+        }
+        Err(RecvTimeoutError::Disconnected) => match body_thread.join() {
+            Err(payload) => resume_unwind(payload),
+            Ok(()) => unreachable!("the body returned without answering"),
+        },
+    }
 }
