@@ -253,8 +253,43 @@ impl Operation {
     /// order, never two at once, never stolen. For keys that are not numbers use
     /// [`sticky_key`]. Usually set per call: `rt.submit(&OP.sticky(user_id), f)`.
     ///
-    /// One exception to "in order": a sticky task that joins a later task of its own worker's
-    /// sticky queue runs it inline, as any join from a worker does (else it would deadlock).
+    /// Its home worker runs the tasks of all its keys from one queue, oldest first, so the
+    /// tasks of one key start in submission order (also when joined: a join of a sticky task
+    /// on its home worker helps until the queue reaches it, never runs it ahead of the
+    /// earlier tasks of its key) and never run on two threads at once.
+    ///
+    /// **A task that waits lets its worker help** (a join, a scope, a broadcast,
+    /// `wait_timeout`), and helping may start the next tasks of any key queued there, its
+    /// own key's included: they run nested on the waiting task's thread, to completion,
+    /// while it is suspended. This is the choice of progress over strict exclusion: the task
+    /// waited for may need them, directly or through tasks on other workers, and no rule
+    /// that skipped a key suspended beneath could tell that apart from a wait that would
+    /// end anyway, so it would hang such programs. Tasks of different keys are never held up
+    /// by each other. So do not hold a key's exclusive state (a lock guard, a `RefCell`
+    /// borrow) across a wait inside a task of that key; outside waits, a key's tasks do run
+    /// one at a time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use tokengate::{Operation, Runtime};
+    ///
+    /// const SAVE: Operation = Operation::new("save");
+    /// let rt = Runtime::builder().workers(2).pin(false).build()?;
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// let handles: Vec<_> = (0..10)
+    ///     .map(|i| {
+    ///         let log = log.clone();
+    ///         rt.submit(&SAVE.sticky(7), move || log.lock().unwrap().push(i))
+    ///     })
+    ///     .collect();
+    /// for h in handles.into_iter().rev() {
+    ///     h.join().unwrap(); // joined last to first: they still ran first to last
+    /// }
+    /// assert_eq!(*log.lock().unwrap(), (0..10).collect::<Vec<_>>());
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
     #[must_use]
     pub const fn sticky(mut self, key: u64) -> Self {
         self.sticky = Some(key);

@@ -5,6 +5,7 @@
 
 use std::any::TypeId;
 use std::collections::VecDeque;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use super::current;
@@ -262,6 +263,10 @@ impl Engine {
     /// and one clock read per chunk, the chunk spread over the eligible workers, each woken
     /// once. Waits for tokens like `admit` (after handing on what it holds). Refused closures
     /// (shutdown, blocked) get resolved outcomes.
+    ///
+    /// If the iterator panics, the closures it gave before are admitted all the same (none is
+    /// dropped unrun), then the panic goes on: their outcomes were pushed onto `out`, which
+    /// the caller drops as it unwinds, so those tasks run detached.
     pub(crate) fn admit_batch<I, F, T, H>(
         &self,
         op: &Operation,
@@ -279,9 +284,20 @@ impl Engine {
         let mut tokens: Vec<Token> = Vec::with_capacity(CHUNK);
         let fixed_route = op.get_sticky().is_some();
         let one_by_one = |f: F, out: &mut Vec<H>| out.push(wrap(self.submit(op, f)));
+        let mut unwinding = None;
         loop {
-            pending.extend(funcs.by_ref().take(CHUNK - pending.len()));
+            if unwinding.is_none() {
+                let more = CHUNK - pending.len();
+                // User code: a panic in `next` must not drop what `pending` holds unrun.
+                let pulled = catch_unwind(AssertUnwindSafe(|| {
+                    pending.extend(funcs.by_ref().take(more));
+                }));
+                unwinding = pulled.err();
+            }
             if pending.is_empty() {
+                if let Some(payload) = unwinding {
+                    resume_unwind(payload);
+                }
                 return;
             }
             let entry = self.ops.entry(op);

@@ -48,17 +48,13 @@ impl Handoffs {
         self.len.store(jobs.len(), Ordering::Relaxed);
     }
 
-    /// Takes the oldest job, skipping sticky ones while `sticky_allowed` is false.
-    pub(crate) fn pop(&self, sticky_allowed: bool) -> Option<JobRef> {
-        // ORDERING: Relaxed: a hint, see `push`.
-        if UNMODELLED || self.len.load(Ordering::Relaxed) == 0 {
+    /// Takes the oldest job.
+    pub(crate) fn pop(&self) -> Option<JobRef> {
+        if !self.has_any() {
             return None;
         }
         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        let at = jobs
-            .iter()
-            .position(|j| sticky_allowed || j.meta().sticky.is_none())?;
-        let job = jobs.remove(at);
+        let job = jobs.pop_front();
         // ORDERING: Relaxed, see `push`.
         self.len.store(jobs.len(), Ordering::Relaxed);
         job
@@ -70,17 +66,11 @@ impl Handoffs {
         self.len.load(Ordering::Relaxed)
     }
 
-    /// Whether a job is waiting that [`pop`](Self::pop) would take.
-    pub(crate) fn has_runnable(&self, sticky_allowed: bool) -> bool {
-        // ORDERING: Relaxed, see `push`.
-        !UNMODELLED
-            && self.len.load(Ordering::Relaxed) != 0
-            && self
-                .jobs
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .any(|j| sticky_allowed || j.meta().sticky.is_none())
+    /// Whether a job is waiting (a hint; always `false` under loom, see [`Handoffs`]).
+    #[inline]
+    pub(crate) fn has_any(&self) -> bool {
+        // ORDERING: Relaxed: a hint, see `push`.
+        !UNMODELLED && self.len.load(Ordering::Relaxed) != 0
     }
 }
 

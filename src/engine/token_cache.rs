@@ -129,8 +129,12 @@ impl Engine {
     /// read first; a token still out is in no queue until its task ends. So the sum never
     /// reaches the capacity while a token is out.
     pub(crate) fn wait_all_tokens_home(&self) {
-        let capacity = self.ring.capacity();
-        self.ring
-            .wait_for(|| (self.free_tokens() == capacity).then_some(()));
+        let all_home = || self.free_tokens() == self.ring.capacity();
+        // On a worker (of another runtime: a worker never waits for its own runtime's
+        // tokens), keep serving that worker's runtime meanwhile: a task of this runtime may
+        // be waiting for a task queued on it.
+        if current::with_any_current(|w| w.help_until(all_home, false)).is_none() {
+            self.ring.wait_for(|| all_home().then_some(()));
+        }
     }
 }

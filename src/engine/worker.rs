@@ -34,7 +34,7 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::op_table::OpEntry;
 use super::{current, reputation, Engine};
@@ -52,9 +52,6 @@ pub(crate) struct Worker {
     engine: Arc<Engine>,
     index: usize,
     picker: Cell<LanePicker>,
-    /// Sticky tasks running on this thread (nested by joins): while one runs, the sticky
-    /// queue is not looked at, so two tasks of one key never overlap.
-    sticky_depth: Cell<u32>,
     /// Alternates the sticky queue before and after the mailbox, so neither starves.
     sticky_first: Cell<bool>,
     /// The task running on this thread (innermost, for retries), valid while it runs.
@@ -67,7 +64,6 @@ impl Worker {
             engine,
             index,
             picker: Cell::new(LanePicker::default()),
-            sticky_depth: Cell::new(0),
             sticky_first: Cell::new(false),
             running: Cell::new(None),
         }
@@ -86,12 +82,16 @@ impl Worker {
         }
     }
 
-    /// Pops this worker's sticky queue, unless a sticky task is running on this thread.
+    /// Pops this worker's sticky queue: the oldest sticky task homed here, of any key.
+    ///
+    /// Only this worker runs the tasks of its keys, one at a time, from this one queue, so
+    /// each key's tasks start in submission order and never on two threads at once. A task
+    /// that waits (a join, a scope, `wait_timeout`) lets this worker help meanwhile, and
+    /// helping may pop the next task of any key, its own key's included: the task it waits
+    /// for may need them (directly, or through a task another worker runs), and a rule that
+    /// skipped a key running beneath would hang such a wait (see `Operation::sticky`).
     #[inline]
     fn pop_sticky(&self) -> Option<Token> {
-        if self.sticky_depth.get() != 0 {
-            return None;
-        }
         self.engine.workers[self.index].sticky.pop()
     }
 
@@ -125,7 +125,7 @@ impl Worker {
             if me.engine.should_stop() {
                 break;
             }
-            me.idle(|| me.engine.should_stop());
+            me.idle(|| me.engine.should_stop(), None);
         }
         current::leave();
     }
@@ -165,7 +165,7 @@ impl Worker {
         if let Some(token) = me.broadcasts.pop() {
             return Some(Work::Token(token));
         }
-        if let Some(job) = me.handoffs.pop(self.sticky_depth.get() == 0) {
+        if let Some(job) = me.handoffs.pop() {
             return Some(Work::Handoff(job));
         }
         let n = engine.workers.len();
@@ -203,7 +203,7 @@ impl Worker {
     }
 
     /// Whether any work this worker may run is waiting: in its own queues (mailbox, deque,
-    /// broadcast runs, the sticky queue unless a sticky task runs here, hand-offs) or
+    /// broadcast runs, the sticky queue, hand-offs) or
     /// stealable from a neighbour's mailbox or deque. What [`find_work`](Self::find_work)
     /// would find, without taking it.
     fn has_work(&self) -> bool {
@@ -212,8 +212,8 @@ impl Worker {
         if !me.mailbox.is_empty()
             || !me.deque.is_empty()
             || !me.broadcasts.is_empty()
-            || (self.sticky_depth.get() == 0 && !me.sticky.is_empty())
-            || me.handoffs.has_runnable(self.sticky_depth.get() == 0)
+            || !me.sticky.is_empty()
+            || me.handoffs.has_any()
         {
             return true;
         }
@@ -343,8 +343,14 @@ impl Worker {
             return false;
         }
         // Held by a pause or under a concurrency limit: not this thread's to run now (the
-        // joiner helps with other work until it is done).
-        if job.meta().limited || entry.is_paused() || engine.is_paused() {
+        // joiner helps with other work until it is done). Sticky: it runs from its home
+        // worker's queue, after the earlier tasks of its key (the joiner helps meanwhile,
+        // which on the home worker pops that queue in order).
+        if job.meta().limited
+            || job.meta().sticky.is_some()
+            || entry.is_paused()
+            || engine.is_paused()
+        {
             return false;
         }
         self.run_recorded(job, entry, &mut || {})
@@ -381,10 +387,7 @@ impl Worker {
         }
         let timings = engine.settings.timings;
         let start = if timings { engine.clock.now_ns() } else { 0 };
-        let sticky = meta.sticky.is_some();
         let outer = self.running.replace(Some(meta as *const TaskMeta));
-        self.sticky_depth
-            .set(self.sticky_depth.get() + sticky as u32);
         // Counters and history are written before the outcome is published, so a snapshot
         // taken after a join includes the joined task.
         let outermost = outer.is_none();
@@ -392,8 +395,6 @@ impl Worker {
             self.record_run(meta, entry, state, start, outermost);
             on_end();
         });
-        self.sticky_depth
-            .set(self.sticky_depth.get() - sticky as u32);
         self.running.set(outer);
         ran
     }
@@ -500,9 +501,9 @@ impl Worker {
         !entry.is_blocked()
     }
 
-    /// Waits for work or for `done()`: spins, yields, then parks. Returns when either may be
-    /// true (spurious returns are allowed; callers loop).
-    fn idle(&self, done: impl Fn() -> bool) {
+    /// Waits for work or for `done()`: spins, yields, then parks (until woken, or for at most
+    /// `nap`). Returns when either may be true (spurious returns are allowed; callers loop).
+    fn idle(&self, done: impl Fn() -> bool, nap: Option<Duration>) {
         let sleeper = &self.engine.workers[self.index].sleeper;
         sleeper.set_busy(false);
         let mut backoff = Backoff::new();
@@ -519,7 +520,14 @@ impl Worker {
             sleeper.cancel_sleep();
         } else {
             bump_exclusive(&self.engine.workers[self.index].counters.parks, 1);
-            sleeper.sleep();
+            match nap {
+                None => sleeper.sleep(),
+                Some(nap) => {
+                    // A waker may unpark us meanwhile (new work): then the nap ends early.
+                    thread::park_timeout(nap);
+                    sleeper.cancel_sleep();
+                }
+            }
         }
         // ORDERING: Relaxed: a hint for dispatchers.
         self.engine.sleepers.fetch_sub(1, Ordering::Relaxed);
@@ -584,21 +592,32 @@ impl Worker {
     }
 
     /// Runs queued tasks until `done()`. `wakes_us`: whoever makes `done()` true unparks this
-    /// thread, so idling may park; otherwise it only spins and yields.
+    /// thread, so idling may park until woken; otherwise idling parks for short naps (50 µs,
+    /// doubling up to 1 ms) and looks at `done()` after each: a long wait costs almost no
+    /// CPU, and new work for this worker still wakes it at once.
     pub(crate) fn help_until(&self, done: impl Fn() -> bool, wakes_us: bool) {
+        let mut nap = POLL_NAP_MIN;
         while !done() {
             if let Some(work) = self.find_work() {
                 self.run_work(work);
+                nap = POLL_NAP_MIN;
             } else if wakes_us {
-                self.idle(&done);
+                self.idle(&done, None);
             } else {
-                thread::yield_now();
+                self.idle(&done, Some(nap));
+                nap = (nap * 2).min(POLL_NAP_MAX);
             }
         }
         // Back to the task that joined: it is running, so count as busy.
         self.engine.workers[self.index].sleeper.set_busy(true);
     }
 }
+
+/// The first nap of a worker that helps while it waits for something that does not unpark
+/// it (see [`Worker::help_until`]); each empty look doubles it, up to [`POLL_NAP_MAX`].
+const POLL_NAP_MIN: Duration = Duration::from_micros(50);
+/// The longest such nap: how late, at most, such a wait notices that it is over.
+const POLL_NAP_MAX: Duration = Duration::from_millis(1);
 
 /// What a worker found to do.
 enum Work {

@@ -146,9 +146,15 @@ impl Runtime {
 }
 
 /// Waits until no task of `entry` is admitted and unresolved, except those held by its pause.
+/// On a worker (of another runtime), it keeps serving that worker's runtime meanwhile: a task
+/// of `entry` may be waiting for a task queued there.
 fn wait_until_idle(entry: &OpEntry) {
+    let idle = || Tally::of(entry).in_flight() <= reputation::held(entry);
+    if current::with_any_current(|w| w.help_until(idle, false)).is_some() {
+        return;
+    }
     let mut nap = Duration::from_micros(50);
-    while Tally::of(entry).in_flight() > reputation::held(entry) {
+    while !idle() {
         std::thread::sleep(nap);
         nap = (nap * 2).min(Duration::from_millis(5));
     }

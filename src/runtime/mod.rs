@@ -163,6 +163,10 @@ impl Runtime {
     /// like `submit`; after shutdown the remaining handles resolve
     /// [`TaskError::ShutDown`]. Sticky operations go one by one (each key has its worker).
     ///
+    /// If the iterator panics, every closure it yielded before the panic is still admitted
+    /// and runs (its handle is dropped as the panic unwinds, so it runs detached); then the
+    /// panic continues in the caller. Nothing taken from the iterator is dropped unrun.
+    ///
     /// # Examples
     ///
     /// ```
@@ -183,7 +187,9 @@ impl Runtime {
     {
         debug_assert_runs_once(op, "Runtime::submit_batch");
         let funcs = funcs.into_iter();
-        let mut handles = Vec::with_capacity(funcs.size_hint().0);
+        // The hint is the iterator's word: an endless iterator that ends by panicking says
+        // `usize::MAX`, which must not become an allocation.
+        let mut handles = Vec::with_capacity(funcs.size_hint().0.min(PREALLOCATED_HANDLES));
         self.engine
             .admit_batch(op, funcs, &mut handles, TaskHandle::new);
         handles
@@ -345,6 +351,9 @@ impl fmt::Debug for Runtime {
             .finish()
     }
 }
+
+/// The most handles `submit_batch` reserves room for before it admits anything.
+const PREALLOCATED_HANDLES: usize = 4096;
 
 /// Panics in a debug build if `op` has [`retries`](Operation::retries): `method` (one of the
 /// submit family, whose closures run once) would silently ignore them; only
