@@ -1213,15 +1213,25 @@ fn auto_block_stops_an_endless_retry_loop() {
 
 // ---- Q4: held tasks keep their tokens (documented) -------------------------------------------
 
-/// Decided: documented, not changed. A paused operation's held tasks keep their tokens, so at
-/// capacity other operations are refused (`try_submit`) until it resumes.
+/// Decided: held tasks keep their tokens. Since then bounded by `Builder::max_held` (default:
+/// half the capacity, `tests/reliability.rs`); a runtime that lets pauses hold every token
+/// (`max_held(capacity)`) refuses other operations at capacity (`try_submit`) until the
+/// paused one resumes.
 #[test]
 #[cfg_attr(miri, ignore = "slow under miri")]
 fn held_tasks_keep_their_tokens_until_their_operation_resumes() {
     const X: Operation = Operation::new("x");
     const OTHER: Operation = Operation::new("other");
     watchdog(|steps| {
-        let rt = ManuallyDrop::new(runtime(2, 4));
+        let rt = ManuallyDrop::new(
+            Runtime::builder()
+                .workers(2)
+                .pin(false)
+                .capacity(4)
+                .max_held(4)
+                .build()
+                .unwrap(),
+        );
         rt.pause_operation("x");
         let held: Vec<_> = (0..4).map(|i| rt.submit(&X, move || i)).collect();
         steps.at("try_submit of another operation at capacity");

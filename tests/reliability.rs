@@ -297,9 +297,7 @@ fn submit_batch_admits_what_a_panicking_iterator_gave_before_the_panic() {
             }
         });
         let outcome = catch_unwind(AssertUnwindSafe(|| rt.spawn_batch(funcs)));
-        let payload = outcome
-            .err()
-            .expect("the iterator's panic reaches the caller");
+        let payload = outcome.expect_err("the iterator's panic reaches the caller");
         assert_eq!(
             payload.downcast_ref::<&str>(),
             Some(&"planned: the iterator fails"),
@@ -312,5 +310,108 @@ fn submit_batch_admits_what_a_panicking_iterator_gave_before_the_panic() {
             "closures yielded before the panic ran"
         );
         drop_runtime(steps, rt);
+    });
+}
+
+// ---- point 5: a paused operation must not stop the others ---------------------------------------
+
+/// Capacity 8. Operation "paused" is paused and a thread keeps submitting to it (16 tasks,
+/// twice the capacity). Before the bound its held tasks took all 8 tokens: every other
+/// operation, and broadcast, waited for a token until the resume. With the default bound
+/// (half the capacity) the other operations and broadcast run on; the paused submitter
+/// waits before admission once 4 are held, and everything runs after the resume.
+#[test]
+fn a_paused_operation_receiving_tasks_never_takes_the_tokens_of_the_others() {
+    watchdog(|steps| {
+        const PAUSED: Operation = Operation::new("paused");
+        const OTHER: Operation = Operation::new("other");
+        let rt = ManuallyDrop::new(runtime(2, 8));
+        rt.pause_operation("paused");
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (r, count) = (Arc::clone(&rt), Arc::clone(&ran));
+        steps.at("a thread submitting 16 tasks of the paused operation");
+        let submitter = std::thread::spawn(move || {
+            (0..16)
+                .map(|_| {
+                    let c = Arc::clone(&count);
+                    r.submit(&PAUSED, move || {
+                        c.fetch_add(1, SeqCst);
+                    })
+                })
+                .collect::<Vec<_>>()
+        });
+        assert!(
+            common::eventually(PROMPTLY, || rt.stats().held == 4),
+            "the paused operation holds half the capacity"
+        );
+        std::thread::sleep(Duration::from_millis(20)); // the submitter waits, it holds no more
+        assert_eq!(rt.stats().held, 4, "no more than max_held are held");
+        assert!(matches!(
+            rt.try_submit(&PAUSED, || ()),
+            Err(TrySubmitError::Full(_))
+        ));
+        steps.at("another operation, and broadcast, while the pause holds");
+        assert_eq!(rt.submit(&OTHER, || 1).join(), Ok(1));
+        assert_eq!(rt.broadcast(|ctx| ctx.index()).len(), 2);
+        assert_eq!(ran.load(SeqCst), 0, "nothing of the paused operation ran");
+        steps.at("resume: the submitter finishes and all 16 run");
+        rt.resume_operation("paused");
+        for h in submitter.join().unwrap() {
+            assert_eq!(h.join(), Ok(()));
+        }
+        assert_eq!(ran.load(SeqCst), 16);
+        drop_runtime(steps, rt);
+    });
+}
+
+/// A kill of the held tasks frees hold slots for the waiting submitter; a shutdown lets it go
+/// (its submission resolves `ShutDown`); max_held(0) makes every paused submission wait.
+#[test]
+fn hold_slots_come_back_on_kill_and_shutdown() {
+    watchdog(|steps| {
+        const PAUSED: Operation = Operation::new("paused");
+        let rt = ManuallyDrop::new(Arc::new(
+            Runtime::builder()
+                .workers(1)
+                .pin(false)
+                .capacity(4)
+                .max_held(1)
+                .build()
+                .unwrap(),
+        ));
+        rt.pause_operation("paused");
+        let first = rt.submit(&PAUSED, || 1);
+        let r = Arc::clone(&rt);
+        steps.at("a second paused submission waits for the only hold slot");
+        let second = std::thread::spawn(move || r.submit(&PAUSED, || 2));
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(rt.stats().held, 1);
+        steps.at("kill_operation frees the slot");
+        rt.kill_operation("paused");
+        assert_eq!(first.join(), Err(TaskError::Killed));
+        assert!(common::eventually(PROMPTLY, || rt.stats().held == 1));
+        let second = second.join().unwrap();
+        let r = Arc::clone(&rt);
+        steps.at("a third waits; shutdown lets it go");
+        let third = std::thread::spawn(move || r.submit(&PAUSED, || 3));
+        std::thread::sleep(Duration::from_millis(20));
+        rt.shutdown(); // releases the held one (it runs), refuses the waiting one
+        assert_eq!(second.join(), Ok(2));
+        assert_eq!(third.join().unwrap().join(), Err(TaskError::ShutDown));
+        drop_runtime(steps, rt);
+
+        let rt = Runtime::builder()
+            .workers(1)
+            .pin(false)
+            .max_held(0)
+            .build()
+            .unwrap();
+        rt.pause_operation("paused");
+        assert!(matches!(
+            rt.try_submit(&PAUSED, || ()),
+            Err(TrySubmitError::Full(_))
+        ));
+        rt.resume_operation("paused");
+        assert_eq!(rt.submit(&PAUSED, || 4).join(), Ok(4));
     });
 }

@@ -158,6 +158,16 @@ impl Engine {
             broadcast_to,
             home: broadcast_to.or_else(|| self.sticky_home(op)),
         };
+        // Paused: a hold slot first, so that pauses never hold every token (`hold.rs`).
+        let holdable = broadcast_to.is_none();
+        let hold_slot = if holdable && (self.is_paused() || entry.is_paused()) {
+            match self.claim_hold_slot(entry, wait) {
+                Ok(slot) => slot,
+                Err(()) => return Err(TrySubmitError::Full(func)),
+            }
+        } else {
+            None
+        };
         let (token, func) = match self.take_token() {
             Some(token) => (token, func),
             None if !wait => return Err(TrySubmitError::Full(func)),
@@ -183,8 +193,8 @@ impl Engine {
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: forwarded from the caller.
         let outcome = unsafe { self.install(&token, op, entry, func, time, placement, borrows) };
-        if broadcast_to.is_none() && (self.is_paused() || entry.is_paused()) {
-            self.hold(token);
+        if holdable && (hold_slot.is_some() || self.is_paused() || entry.is_paused()) {
+            self.hold(token, hold_slot);
         } else {
             self.dispatch(token);
         }
@@ -349,7 +359,9 @@ impl Engine {
                 }));
             }
             if self.is_paused() || entry.is_paused() {
-                tokens.drain(..).for_each(|t| self.hold(t));
+                // Held if hold slots are free, else dispatched (admitted before the pause:
+                // see `hold.rs`); a batch does not wait for slots.
+                tokens.drain(..).for_each(|t| self.hold(t, None));
             } else {
                 self.spread(op.get_weight(), &mut tokens);
             }

@@ -78,6 +78,8 @@ pub(crate) struct Settings {
     pub(crate) timings: bool,
     pub(crate) history_len: usize,
     pub(crate) auto_block: bool,
+    /// The most tokens pauses may hold at once (see `hold.rs`).
+    pub(crate) max_held: usize,
 }
 
 /// The state a runtime shares with its workers.
@@ -122,7 +124,7 @@ impl Engine {
             ops: OpTable::new(workers, capacity),
             clock: Clock::new(),
             settings,
-            holds: Holds::new(),
+            holds: Holds::new(settings.max_held),
             tokens: TokenTable::new(capacity),
             caches: TokenCaches::new(workers, capacity),
             workers: (0..workers)

@@ -18,7 +18,9 @@ impl Runtime {
     /// Pauses admission: tasks submitted from now on are admitted (they take a token, and
     /// `submit` returns their handle) but held back, not run, until [`resume`](Self::resume).
     /// Running and already queued tasks go on. Nothing is lost: a shutdown releases what is
-    /// held (graceful: it runs; `shutdown_now`: it is killed).
+    /// held (graceful: it runs; `shutdown_now`: it is killed). Pauses hold at most
+    /// [`Builder::max_held`](crate::Builder::max_held) tasks (default: half the capacity);
+    /// past that, submissions wait before admission (`try_submit` returns `Full`).
     ///
     /// # Examples
     ///
@@ -53,10 +55,13 @@ impl Runtime {
     /// [`resume_operation`](Self::resume_operation). Other operations run on.
     ///
     /// Held tasks keep their tokens (they are admitted, and their handles count against the
-    /// capacity), so a paused operation that keeps receiving tasks can take every token: then
-    /// submissions of *every* operation wait for a token (`try_submit` returns `Full`) until
-    /// the pause is lifted or the held tasks are killed ([`kill_operation`](Self::kill_operation)).
-    /// Bound what a paused operation may hold with `try_submit` or a concurrency limit.
+    /// capacity), but pauses hold at most [`Builder::max_held`](crate::Builder::max_held)
+    /// tokens (default: half the capacity): past that, a submission of the paused operation
+    /// waits *before* it takes a token (`submit` blocks, helping if it runs on a worker;
+    /// `try_submit` returns `Full`) until the pause is lifted, held tasks are killed
+    /// ([`kill_operation`](Self::kill_operation)) or the runtime shuts down. So a paused
+    /// operation that keeps receiving tasks never stops the others, nor broadcasts: they
+    /// keep at least `capacity - max_held` tokens.
     ///
     /// A runtime tracks 1,024 operation names separately; names seen after that share one
     /// entry, `(other operations)`, and so share its pause, its kills and its statistics:

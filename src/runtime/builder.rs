@@ -40,6 +40,7 @@ pub struct Builder {
     history: usize,
     auto_block: bool,
     stack_size: usize,
+    max_held: Option<usize>,
 }
 
 /// The worker threads' default stack size (as std's spawned threads).
@@ -60,6 +61,7 @@ impl Default for Builder {
             history: 256,
             auto_block: false,
             stack_size: DEFAULT_STACK_SIZE,
+            max_held: None,
         }
     }
 }
@@ -179,6 +181,43 @@ impl Builder {
         self
     }
 
+    /// The most tasks that pauses ([`Runtime::pause`], [`Runtime::pause_operation`]) may
+    /// hold at once. Held tasks keep their tokens; past this bound a submission that would be
+    /// held waits *before* it takes a token (`submit` blocks, `try_submit` returns
+    /// [`Full`](crate::TrySubmitError::Full)) until a resume, a kill of held tasks or a
+    /// shutdown. Default: half the capacity, so that a paused operation that keeps receiving
+    /// tasks never takes the tokens every other operation, and broadcasts, need. At most the
+    /// capacity (which lets pauses hold every token); 0 makes every paused submission wait
+    /// for its resume.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::{Operation, Runtime, TrySubmitError};
+    ///
+    /// const REPORT: Operation = Operation::new("report");
+    /// const PING: Operation = Operation::new("ping");
+    /// let rt = Runtime::builder().workers(1).pin(false).capacity(8).max_held(2).build()?;
+    /// rt.pause_operation("report");
+    /// let held: Vec<_> = (0..2).map(|_| rt.submit(&REPORT, || ())).collect();
+    /// // A third would be held beyond the bound: it is not admitted.
+    /// assert!(matches!(rt.try_submit(&REPORT, || ()), Err(TrySubmitError::Full(_))));
+    /// // Every other operation still has the other tokens.
+    /// assert_eq!(rt.submit(&PING, || "pong").join(), Ok("pong"));
+    /// rt.resume_operation("report");
+    /// for h in held {
+    ///     assert_eq!(h.join(), Ok(()));
+    /// }
+    ///
+    /// let err = Runtime::builder().capacity(8).max_held(9).build().unwrap_err();
+    /// assert!(err.to_string().contains("max_held(9) is above the capacity 8"));
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    pub fn max_held(mut self, n: usize) -> Self {
+        self.max_held = Some(n);
+        self
+    }
+
     /// The stack size of each worker thread, in bytes. Default 2 MiB (as std's threads);
     /// at least 64 KiB.
     ///
@@ -236,6 +275,7 @@ impl Builder {
             timings: self.metrics,
             history_len: self.history,
             auto_block: self.auto_block,
+            max_held: plan.max_held,
         };
         let engine = Arc::new(Engine::new(settings, plan.routes));
         let mut threads = Vec::with_capacity(plan.workers);
@@ -350,11 +390,22 @@ impl Builder {
             Some(c) => c,
         };
         let routes = Routes::new(self.routing, &self.lane_workers, workers)?;
+        let max_held = match self.max_held {
+            None => capacity / 2,
+            Some(n) if n > capacity => {
+                return Err(BuildError::new(format!(
+                    "max_held({n}) is above the capacity {capacity}: pauses can hold at most                      every token; use .max_held({}) or less (default: half the capacity, so                      that a paused operation never stops the others)",
+                    capacity
+                )))
+            }
+            Some(n) => n,
+        };
         Ok(Plan {
             workers,
             cores,
             capacity,
             routes,
+            max_held,
         })
     }
 }
@@ -375,4 +426,5 @@ struct Plan {
     cores: Option<Vec<usize>>,
     capacity: usize,
     routes: Routes,
+    max_held: usize,
 }
