@@ -71,12 +71,32 @@ pub fn check<F>(preemption_bound: usize, model: F)
 where
     F: Fn() + Sync + Send + 'static,
 {
+    check_long(preemption_bound, LOOM_DEFAULT_MAX_BRANCHES, model);
+}
+
+/// Loom's own limit on scheduling decisions in one execution.
+#[cfg(loom)]
+const LOOM_DEFAULT_MAX_BRANCHES: usize = 1_000;
+
+/// [`check`] for a model whose executions are long: up to `max_branches` scheduling decisions
+/// in one execution instead of loom's 1,000 (`LOOM_MAX_BRANCHES` in the environment
+/// overrides it). A runtime with two workers driven through the public API needs more: every
+/// look for work and every idle step of each worker is a decision. A spin loop that never
+/// ends still fails, only later.
+#[cfg(loom)]
+pub fn check_long<F>(preemption_bound: usize, max_branches: usize, model: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(preemption_bound);
+    }
+    if std::env::var_os("LOOM_MAX_BRANCHES").is_none() {
+        builder.max_branches = max_branches;
     }
     let bound = builder.preemption_bound;
     // A plain std counter: loom runs the executions one after another, and the count is not
