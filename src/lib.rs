@@ -43,10 +43,19 @@
 //!
 //! The lock-free structures are public in [`primitives`], each with its memory-ordering
 //! contract, and model-checked with loom (`loom-tests/`).
+//!
+//! ## Model-checking your own code
+//!
+//! Built with `--cfg loom`, tokengate runs on loom's threads and atomics, so your code on top
+//! of it can be model-checked, runtime included: the module `tokengate::loom` (present only
+//! under that cfg) has the helpers, and `docs/loom.md` in the repository is the guide, with a
+//! worked example crate (`loom-example/`).
 
 mod contain;
 mod engine;
 mod error;
+#[cfg(loom)]
+pub mod loom;
 mod metrics;
 mod operation;
 pub mod primitives;
@@ -62,7 +71,6 @@ pub use operation::{
     sticky_key, Operation, ParseStorageTierError, ParseWeightError, StorageTier, Weight,
 };
 pub use primitives::TokenState;
-#[cfg(not(loom))]
 pub use runtime::global;
 pub use runtime::{
     BroadcastContext, Builder, ExecutionRecord, Histogram, OperationStats, Runtime, Scope,

@@ -331,6 +331,9 @@ impl Operation {
 
     /// The same operation with a start deadline: a task not started within `deadline` of its
     /// submission resolves [`TaskError::TimedOut`](crate::TaskError::TimedOut) and never runs.
+    ///
+    /// Built with `--cfg loom` (a model, see `docs/loom.md`), submitting a task with a deadline
+    /// panics in words: a model has no clock.
     #[must_use]
     pub const fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);

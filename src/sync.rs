@@ -142,3 +142,12 @@ impl Backoff {
         true
     }
 }
+
+/// Panics in words for an API that cannot be modelled under loom (call it behind
+/// `if cfg!(loom)`): `what` cannot work there because of `why`; `instead` says what a model
+/// should do. The table of what works under loom is in `src/loom.rs`.
+#[cold]
+#[track_caller]
+pub(crate) fn unsupported_under_loom(what: &str, why: &str, instead: &str) -> ! {
+    panic!("tokengate under loom: {what} cannot be modelled: {why}; {instead} (see docs/loom.md)")
+}

@@ -1,4 +1,7 @@
-//! Loom models live in `tests/`; this crate only holds the helpers they share.
+//! Loom models live in `tests/`; this crate only holds what they share. The model helpers are
+//! tokengate's own, public for users in `tokengate::loom` (built with `--cfg loom`), whose
+//! docs explain the two loom 0.7 limitations they work around (missed interleavings: run a
+//! model in both spawn orders; unfair yields: avoid retry loops).
 //!
 //! Run them with
 //!
@@ -8,128 +11,9 @@
 //! ```
 //!
 //! Without `--cfg loom` every model file compiles to nothing.
-//!
-//! ## Two loom 0.7 limitations the models work around
-//!
-//! - **Missed interleavings (tokio-rs/loom#392, #166).** Loom's DPOR remembers only the last
-//!   access to each atomic. If thread X loads an atomic and thread Y then loads and stores
-//!   it, Y's store is compared with Y's own load only, and the schedule "X loads after Y's
-//!   store" is never tried. So a model whose reader happens to run first in loom's initial
-//!   schedule can pass with a bug in it. The models therefore run their threads from
-//!   `Order::spawn_all` and every model under `check_each_order`: once with the threads
-//!   spawned in order and once reversed, so each pair of threads meets in both orders in an
-//!   initial schedule (loom runs spawned threads in spawn order until one blocks).
-//! - **Unfair yields (tokio-rs/loom#53).** At a `yield_now` loom may hand the processor to any
-//!   other thread, including the schedule in which two spinning threads take turns forever
-//!   while the thread they wait for never runs. Two retry loops waiting on a third thread
-//!   therefore fail a model ("exceeded maximum number of branches") although real hardware
-//!   makes progress. The models avoid retry loops, or keep at most one thread in one.
-
-/// The order in which `Order::spawn_all` spawns a model's threads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Order {
-    /// First role first.
-    Forward,
-    /// Last role first.
-    Reverse,
-}
 
 #[cfg(loom)]
-impl Order {
-    /// Spawns one loom thread per role in this order, joins them all, and returns their
-    /// results in role order (not spawn order). A panicking role fails the model.
-    pub fn spawn_all<R: 'static>(self, roles: Vec<Box<dyn FnOnce() -> R>>) -> Vec<R> {
-        let mut indexed: Vec<(usize, Box<dyn FnOnce() -> R>)> =
-            roles.into_iter().enumerate().collect();
-        if self == Order::Reverse {
-            indexed.reverse();
-        }
-        let handles: Vec<(usize, loom::thread::JoinHandle<R>)> = indexed
-            .into_iter()
-            .map(|(i, role)| (i, loom::thread::spawn(role)))
-            .collect();
-        let mut results: Vec<(usize, R)> = handles
-            .into_iter()
-            .map(|(i, h)| match h.join() {
-                Ok(r) => (i, r),
-                Err(payload) => std::panic::resume_unwind(payload),
-            })
-            .collect();
-        results.sort_by_key(|(i, _)| *i);
-        results.into_iter().map(|(_, r)| r).collect()
-    }
-}
-
-/// Explores `model` under loom with at most `preemption_bound` preemptions per execution,
-/// then prints (to the test's captured output; see it with `--nocapture`) how many executions
-/// were explored and how long it took.
-///
-/// The bound keeps a model within minutes on a small machine; `LOOM_MAX_PREEMPTIONS` in the
-/// environment overrides it (say to search deeper once, or shallower while iterating).
-#[cfg(loom)]
-pub fn check<F>(preemption_bound: usize, model: F)
-where
-    F: Fn() + Sync + Send + 'static,
-{
-    check_long(preemption_bound, LOOM_DEFAULT_MAX_BRANCHES, model);
-}
-
-/// Loom's own limit on scheduling decisions in one execution.
-#[cfg(loom)]
-const LOOM_DEFAULT_MAX_BRANCHES: usize = 1_000;
-
-/// [`check`] for a model whose executions are long: up to `max_branches` scheduling decisions
-/// in one execution instead of loom's 1,000 (`LOOM_MAX_BRANCHES` in the environment
-/// overrides it). A runtime with two workers driven through the public API needs more: every
-/// look for work and every idle step of each worker is a decision. A spin loop that never
-/// ends still fails, only later.
-#[cfg(loom)]
-pub fn check_long<F>(preemption_bound: usize, max_branches: usize, model: F)
-where
-    F: Fn() + Sync + Send + 'static,
-{
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-
-    let mut builder = loom::model::Builder::new();
-    if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(preemption_bound);
-    }
-    if std::env::var_os("LOOM_MAX_BRANCHES").is_none() {
-        builder.max_branches = max_branches;
-    }
-    let bound = builder.preemption_bound;
-    // A plain std counter: loom runs the executions one after another, and the count is not
-    // part of any model.
-    let executions = Arc::new(AtomicUsize::new(0));
-    let counter = executions.clone();
-    let started = std::time::Instant::now();
-    builder.check(move || {
-        counter.fetch_add(1, Ordering::Relaxed);
-        model();
-    });
-    eprintln!(
-        "loom: {} executions, preemption bound {:?}, {:.2?}",
-        executions.load(Ordering::Relaxed),
-        bound,
-        started.elapsed()
-    );
-}
-
-/// [`check`]s `model` twice: with its threads spawned [`Order::Forward`], then
-/// [`Order::Reverse`] (see the crate docs for why).
-#[cfg(loom)]
-pub fn check_each_order<F>(preemption_bound: usize, model: F)
-where
-    F: Fn(Order) + Sync + Send + 'static,
-{
-    let model = std::sync::Arc::new(model);
-    for order in [Order::Forward, Order::Reverse] {
-        let model = model.clone();
-        eprint!("{order:?}: ");
-        check(preemption_bound, move || model(order));
-    }
-}
+pub use tokengate::loom::{check, check_each_order, check_with, Order};
 
 /// The smallest runtime a model can drive through the public API: one worker, unpinned (loom
 /// has no cores to pin to), with `capacity` tokens. Its worker is a loom thread spawned by

@@ -18,18 +18,16 @@
 
 use loom::sync::{Arc, Notify};
 use tokengate::{Operation, Runtime};
-use tokengate_loom_tests::check_long;
+use tokengate_loom_tests::check;
 
 const PREEMPTION_BOUND: usize = 1;
-/// A first execution alone takes a few thousand scheduling decisions (two workers looking for
-/// work, helping and idling): loom's default limit of 1,000 stops it before it ends.
-const MAX_BRANCHES: usize = 20_000;
 
 const KEYED: Operation = Operation::new("keyed");
 
 #[test]
 fn a_worker_helping_under_a_sticky_task_runs_a_sticky_task_of_another_key() {
-    check_long(PREEMPTION_BOUND, MAX_BRANCHES, || {
+    // `check` allows the few thousand scheduling decisions of one execution with two workers.
+    check(PREEMPTION_BOUND, || {
         let rt = Arc::new(
             Runtime::builder()
                 .workers(2)

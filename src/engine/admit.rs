@@ -59,6 +59,20 @@ impl Borrows {
     }
 }
 
+/// Under loom, panics in words for an operation a model cannot run: one with a deadline. Called
+/// before anything is taken, so that nothing is left behind by the panic.
+#[inline]
+fn refuse_what_loom_cannot_model(op: &Operation) {
+    if cfg!(loom) && op.get_deadline().is_some() {
+        crate::sync::unsupported_under_loom(
+            "Operation::deadline",
+            "a model has no clock, and a deadline read from the real one would make two \
+             executions of one schedule differ",
+            "leave the deadline out of the model and test it with real threads",
+        );
+    }
+}
+
 /// The index a task run without a token has in its id, where a token's index would be.
 const NO_TOKEN: u32 = u32::MAX;
 
@@ -142,6 +156,7 @@ impl Engine {
         F: FnOnce() -> T + Send + 'a,
         T: Send + 'a,
     {
+        refuse_what_loom_cannot_model(op);
         if self.is_closed() {
             return Err(TrySubmitError::ShutDown(func));
         }
@@ -289,6 +304,7 @@ impl Engine {
         T: Send + 'static,
     {
         const CHUNK: usize = 64;
+        refuse_what_loom_cannot_model(op);
         let mut funcs = funcs;
         let mut pending: VecDeque<F> = VecDeque::new();
         let mut tokens: Vec<Token> = Vec::with_capacity(CHUNK);

@@ -360,11 +360,15 @@ impl Builder {
                 Some(cores)
             }
             None if self.pin => {
-                return Err(BuildError::new(
+                return Err(BuildError::new(if cfg!(loom) {
+                    "under loom there are no cores to pin workers to; use .pin(false) in a \
+                     model (tokengate::loom::model_runtime does)"
+                        .into()
+                } else {
                     "this platform does not report the cores the process may run on, so \
                      workers cannot be pinned; use .pin(false)"
-                        .into(),
-                ))
+                        .into()
+                }))
             }
             None => None,
         };

@@ -15,6 +15,9 @@ use super::Runtime;
 /// [`Runtime`] in the child instead. (A `Runtime` built before a `fork` is equally unusable
 /// in the child; only `global()` checks, since only it is reached implicitly.)
 ///
+/// Built with `--cfg loom` (a model, see `docs/loom.md`): always, in words. A runtime that
+/// lives as long as the process would outlive the model's execution; build one in the model.
+///
 /// # Examples
 ///
 /// ```
@@ -22,6 +25,14 @@ use super::Runtime;
 /// assert_eq!(h.join(), Ok(42));
 /// ```
 pub fn global() -> &'static Runtime {
+    if cfg!(loom) {
+        crate::sync::unsupported_under_loom(
+            "tokengate::global() (and a #[task_token_guard] function without `runtime = ...`)",
+            "a runtime that lives as long as the process would outlive the model's execution, \
+             whose threads loom ends",
+            "build a Runtime inside the model (tokengate::loom::model_runtime) and submit to it",
+        );
+    }
     static GLOBAL: OnceLock<(u32, Runtime)> = OnceLock::new();
     let (pid, runtime) = GLOBAL.get_or_init(|| {
         let runtime = Runtime::new()

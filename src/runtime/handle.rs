@@ -159,6 +159,10 @@ impl<T> TaskHandle<T> {
     /// task's runtime runs the task inline if it has not started. A timeout too large to add
     /// to the current time (such as `Duration::MAX`) waits as long as it takes.
     ///
+    /// Built with `--cfg loom` (a model, see `docs/loom.md`), only `Duration::ZERO` (a poll)
+    /// and `Duration::MAX` (a join) are accepted; any other timeout panics in words: a model
+    /// has no clock.
+    ///
     /// # Examples
     ///
     /// ```
@@ -171,6 +175,16 @@ impl<T> TaskHandle<T> {
     /// # Ok::<(), tokengate::BuildError>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        // Refused in every schedule, finished or not, so that a model fails the same way.
+        if cfg!(loom) && timeout != Duration::ZERO && timeout != Duration::MAX {
+            crate::sync::unsupported_under_loom(
+                "TaskHandle::wait_timeout with a timeout other than Duration::ZERO or \
+                 Duration::MAX",
+                "a model has no clock, and a wait measured on the real one would make two \
+                 executions of one schedule differ",
+                "use join, is_finished, or wait_timeout(Duration::ZERO) to poll",
+            );
+        }
         let job = self.task.as_job();
         if job.is_ready() {
             return true;

@@ -16,7 +16,6 @@
 mod admin;
 mod broadcast;
 mod builder;
-#[cfg(not(loom))]
 mod global;
 mod handle;
 mod prometheus;
@@ -32,7 +31,6 @@ use crate::sync::{thread, Arc, Mutex};
 
 pub use broadcast::BroadcastContext;
 pub use builder::Builder;
-#[cfg(not(loom))]
 pub use global::global;
 pub use handle::TaskHandle;
 pub use scope::{Scope, ScopedHandle};
