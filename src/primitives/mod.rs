@@ -7,7 +7,7 @@
 //! | [`TokenRing`], [`Token`] | the bounded pool of recycled tokens that admits tasks | `ring.rs` |
 //! | [`LocalDeque`], [`Steal`] | a worker's own tokens: LIFO for it, stolen oldest first (bounded Chase–Lev) | `deque.rs` |
 //! | [`Mailbox`], [`LanePicker`] | a worker's three weight lanes, taken without starvation | `mailbox.rs` |
-//! | [`TaskSlot`], [`Registration`], [`TokenState`] | one task's closure, state word and outcome; the waiter and waker hand-over | `slot.rs`, `slot_future.rs` |
+//! | [`TaskSlot`], [`Registration`], [`TokenState`], [`NeverRan`] | one task's closure, state word and outcome; the waiter and waker hand-over | `slot.rs`, `slot_future.rs` |
 //! | [`Sleeper`] | a worker's activity word and its park/wake protocol (`sleep.md`) | `sleep.rs` |
 //! | [`Limiter`] | a concurrency limiter whose waiters wait in it, not on a thread | `limiter.rs` |
 //!
@@ -31,4 +31,4 @@ pub use queue::ArrayQueue;
 pub use ring::{Token, TokenRing};
 pub use sleep::Sleeper;
 pub use slot::{Registration, TaskSlot};
-pub use state::TokenState;
+pub use state::{NeverRan, TokenState};
