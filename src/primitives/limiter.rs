@@ -239,4 +239,16 @@ mod tests {
         assert!(limiter.release().is_none());
         assert!(catch_unwind(AssertUnwindSafe(|| limiter.release())).is_err());
     }
+
+    /// A waiting queue smaller than the ring was a spin forever in `acquire` once full; it
+    /// is a panic in words now.
+    #[test]
+    #[should_panic(expected = "the queue is full")]
+    fn a_waiting_queue_smaller_than_the_ring_is_refused() {
+        let ring = TokenRing::new(4);
+        let limiter = Limiter::new(1, 1);
+        let _holder = limiter.acquire(ring.try_take().unwrap()).unwrap();
+        assert!(limiter.acquire(ring.try_take().unwrap()).is_none());
+        limiter.acquire(ring.try_take().unwrap());
+    }
 }
