@@ -41,7 +41,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// The bytes `Builder::capacity` documents for `capacity` tokens and `workers` workers, with
 /// the history off.
 fn documented(capacity: usize, workers: usize) -> usize {
-    capacity * (144 + 84 * workers)
+    capacity * (144 + 88 * workers)
 }
 
 fn built_bytes(capacity: usize, workers: usize) -> (Runtime, usize) {

@@ -14,7 +14,7 @@ use super::Engine;
 use crate::contain::drop_contained;
 use crate::error::{TaskError, TrySubmitError};
 use crate::operation::Operation;
-use crate::primitives::{Limiter, Token, TokenState};
+use crate::primitives::{Limiter, NeverRan, Token};
 use crate::sync::{fence, Ordering};
 use crate::task::{self, AdmissionTime, OutcomeRef, Placement, Task, TaskId, TaskMeta};
 
@@ -520,7 +520,7 @@ impl Engine {
         let id = TaskId::new(self.serial, 0, NO_TOKEN);
         let (time, placement) = (AdmissionTime::default(), Placement::default());
         let meta = TaskMeta::new(id, self.id(), op, None, time, placement, None);
-        let task = Task::<fn() -> T, T>::resolved(meta, error, TokenState::Killed);
+        let task = Task::<fn() -> T, T>::resolved(meta, error, NeverRan::Killed);
         // SAFETY: the task holds no closure and no value of `T`, only the error: nothing in it
         // borrows from `'a`.
         unsafe { task::erase(task) }.0

@@ -113,7 +113,8 @@ impl Engine {
             Some(me) if self.routes.may_run(me, weight) => me,
             _ => self.routes.least_loaded(weight, |w| self.load(w, weight)),
         };
-        self.workers[target].mailbox.push(weight, token);
+        let pushed = self.workers[target].mailbox.push(weight, token);
+        pushed.expect("a mailbox is sized to the ring: a lane holds every token");
         if !self.workers[target].sleeper.wake() {
             // The target is awake, perhaps busy for long: let a sleeping worker steal.
             // ORDERING: Relaxed, ordered by the SeqCst fence inside `wake` above, paired with
@@ -135,7 +136,8 @@ impl Engine {
         for (i, t) in tokens.drain(..).enumerate() {
             self.workers[eligible[(start + i) % n]]
                 .mailbox
-                .push(weight, t);
+                .push(weight, t)
+                .expect("a mailbox is sized to the ring: a lane holds every token");
         }
         for k in 0..used {
             let target = eligible[(start + k) % n];

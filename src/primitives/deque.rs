@@ -10,9 +10,10 @@
 //! only when it takes the last token (racing the thieves for it). A steal is one CAS.
 //!
 //! It is bounded without a resize: the runtime sizes it to the token ring, and a token is in at
-//! most one queue at a time, so a push never finds it full. Slots hold the token's number in an
-//! atomic, so a thief's speculative read of a slot that the owner overwrites is not a data race
-//! (its CAS of `top` then fails and the read is discarded).
+//! most one queue at a time, so a push never finds it full. Slots hold the token (its number
+//! and its ring's serial, one word) in an atomic, so a thief's speculative read of a slot that
+//! the owner overwrites is not a data race (its CAS of `top` then fails and the read is
+//! discarded).
 //!
 //! ## Memory ordering
 //!
@@ -44,7 +45,7 @@ use crossbeam_utils::CachePadded;
 use std::fmt;
 
 use super::ring::Token;
-use crate::sync::{fence, AtomicU32, AtomicUsize, Ordering};
+use crate::sync::{fence, AtomicU64, AtomicUsize, Ordering};
 
 /// What a [`LocalDeque::steal`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -88,7 +89,8 @@ pub struct LocalDeque {
     top: CachePadded<AtomicUsize>,
     /// One past the newest token: written by the owner only.
     bottom: CachePadded<AtomicUsize>,
-    slots: Box<[AtomicU32]>,
+    /// Tokens as words (`Token::into_raw`: the number and the ring serial).
+    slots: Box<[AtomicU64]>,
     /// `capacity - 1`; positions map to slots by `pos & mask`.
     mask: usize,
 }
@@ -107,7 +109,7 @@ impl LocalDeque {
         Self {
             top: CachePadded::new(AtomicUsize::new(0)),
             bottom: CachePadded::new(AtomicUsize::new(0)),
-            slots: (0..capacity).map(|_| AtomicU32::new(0)).collect(),
+            slots: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             mask: capacity - 1,
         }
     }
@@ -211,7 +213,9 @@ impl LocalDeque {
         }
         let b = b.wrapping_sub(1);
         // ORDERING: Relaxed: the owner wrote this slot itself.
-        Some(self.slots[b & self.mask].load(Ordering::Relaxed) as usize)
+        Some(Token::index_of_raw(
+            self.slots[b & self.mask].load(Ordering::Relaxed),
+        ))
     }
 
     /// Steals the oldest token.

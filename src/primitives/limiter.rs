@@ -65,11 +65,17 @@ impl Limiter {
     /// Enters `token` and returns the token that now holds a permit, if a permit was free
     /// (not necessarily `token`: waiters leave in arrival order); else every entered token
     /// waits and `None` is returned (a later [`release`](Self::release) hands one out).
+    ///
+    /// # Panics
+    ///
+    /// If the waiting queue is full: `capacity` was smaller than the ring (`token` is then
+    /// dropped, and nothing counted).
     pub fn acquire(&self, token: Token) -> Option<Token> {
         // Push before counting: a thread that counts a permit for a waiter (here or in
         // `release`) then finds a token in the queue, because every token counted before its
         // own RMW on `demand` was pushed before that RMW.
-        // The waiting queue has room for every token of the ring.
+        // The waiting queue has room for every token of the ring (when made as `new` says; a
+        // smaller one panics here, saying so, rather than spin).
         self.waiting.push_bounded_by_caller(token);
         // ORDERING: AcqRel: the RMWs on `demand` form one release sequence, so the pushes
         // of every token counted before ours are visible to us (and the effects of the
@@ -120,13 +126,42 @@ impl Limiter {
 
     /// Gives a permit back; returns the waiting token that now holds it, if any (the caller
     /// must then run it or hand it on).
+    ///
+    /// # Panics
+    ///
+    /// If no permit is out (more releases than permits taken): the count is left as it was.
+    /// The limiter counts permits, it does not know their holders: a release by a thread that
+    /// holds none while others hold some is not detected here, only when the count runs out.
+    ///
+    /// ```should_panic
+    /// use tokengate::primitives::Limiter;
+    ///
+    /// let limiter = Limiter::new(2, 4);
+    /// limiter.release(); // panics: no permit is out
+    /// ```
     pub fn release(&self) -> Option<Token> {
-        // ORDERING: AcqRel, see `acquire`.
-        if self.demand.fetch_sub(1, Ordering::AcqRel) > self.limit {
+        // A checked decrement (a CAS, one locked instruction uncontended like the `fetch_sub`
+        // it replaces): a decrement from 0 would wrap `demand`, and every later `release`
+        // would then hand out permits for waiters that do not exist, spinning forever on the
+        // empty queue. Refusing needs the check and the decrement in one step; undoing a
+        // wrapped `fetch_sub` would let an `acquire` in between count itself as a waiter.
+        // ORDERING: AcqRel on success, as the RMWs of `acquire` (one release sequence on
+        // `demand`). Relaxed on failure: retried, or refused without a change.
+        let before = self
+            .demand
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |d| d.checked_sub(1))
+            .unwrap_or_else(|_| Self::no_permit_out());
+        if before > self.limit {
             Some(self.pop_counted())
         } else {
             None
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn no_permit_out() -> ! {
+        panic!("Limiter::release: no permit is out (release called more often than acquire)")
     }
 
     /// Pops a token that the count says is there. The queue may still look empty for a
@@ -163,6 +198,7 @@ impl fmt::Debug for Limiter {
 mod tests {
     use super::*;
     use crate::primitives::TokenRing;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
 
     #[test]
     fn limiter_hands_permits_to_waiters_in_order() {
@@ -187,5 +223,32 @@ mod tests {
         for t in [a, b, c, d] {
             ring.give_back(t);
         }
+    }
+
+    /// Regression (issue 21): a release with no permit out wrapped the count, and the next
+    /// release then waited forever for a waiter that does not exist. It is refused, in words,
+    /// and the count is unchanged.
+    #[test]
+    fn a_release_without_a_permit_is_refused() {
+        let limiter = Limiter::new(1, 2);
+        let refused = catch_unwind(AssertUnwindSafe(|| limiter.release()));
+        let message = refused.expect_err("refused").downcast::<&str>().unwrap();
+        assert!(message.contains("no permit is out"), "{message}");
+        assert_eq!(limiter.demand(), 0, "the count is unchanged");
+        assert!(limiter.try_acquire());
+        assert!(limiter.release().is_none());
+        assert!(catch_unwind(AssertUnwindSafe(|| limiter.release())).is_err());
+    }
+
+    /// A waiting queue smaller than the ring was a spin forever in `acquire` once full; it
+    /// is a panic in words now.
+    #[test]
+    #[should_panic(expected = "the queue is full")]
+    fn a_waiting_queue_smaller_than_the_ring_is_refused() {
+        let ring = TokenRing::new(4);
+        let limiter = Limiter::new(1, 1);
+        let _holder = limiter.acquire(ring.try_take().unwrap()).unwrap();
+        assert!(limiter.acquire(ring.try_take().unwrap()).is_none());
+        limiter.acquire(ring.try_take().unwrap());
     }
 }

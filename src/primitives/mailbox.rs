@@ -2,8 +2,9 @@
 //! Heavy, without starving a lower lane.
 //!
 //! Lanes carry [`Token`]s; the task itself waits in the token table under the token's number.
-//! Each lane has room for every token of the ring, so a push never meets a truly full lane
-//! (see [`Mailbox::push`]).
+//! A mailbox sized to the ring has room in each lane for every token of the ring, so a push
+//! never meets a truly full lane; a smaller one refuses a push to a full lane, handing the
+//! token back (see [`Mailbox::push`]).
 //!
 //! ## Starvation
 //!
@@ -39,8 +40,8 @@ pub const STARVATION_LIMIT: u8 = 8;
 /// let heavy = ring.try_take().unwrap();
 /// let light = ring.try_take().unwrap();
 /// let light_index = light.index();
-/// mailbox.push(Weight::Heavy, heavy);
-/// mailbox.push(Weight::Light, light);
+/// mailbox.push(Weight::Heavy, heavy).expect("a lane holds every token of the ring");
+/// mailbox.push(Weight::Light, light).expect("a lane holds every token of the ring");
 ///
 /// let mut picker = LanePicker::default();
 /// let (weight, token) = mailbox.pop(&mut picker).unwrap();
@@ -53,7 +54,12 @@ pub struct Mailbox {
 }
 
 impl Mailbox {
-    /// A mailbox whose lanes each hold up to `capacity` tokens (the ring's capacity).
+    /// A mailbox whose lanes each hold up to `capacity` tokens (the ring's capacity, so that
+    /// no push is ever refused).
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is zero or not a power of two.
     pub fn new(capacity: usize) -> Self {
         Self {
             lanes: [
@@ -64,14 +70,27 @@ impl Mailbox {
         }
     }
 
-    /// Puts `token` into the lane of `weight`.
+    /// Puts `token` into the lane of `weight`, or hands it back if that lane is full.
     ///
-    /// A lane holds as many tokens as the ring has, so it is never full of waiting tokens; a
-    /// push fails only while the pop of the slot it needs is in progress, and then retries.
+    /// A lane of a mailbox sized to the ring holds as many tokens as the ring has, so it is
+    /// never full of waiting tokens and this never fails: a push that finds its slot still
+    /// held by a pop in progress waits that out ([`ArrayQueue::push_unless_full`]). A mailbox
+    /// made smaller than the ring can be full; the token then comes back.
+    ///
+    /// ```
+    /// use tokengate::primitives::{Mailbox, TokenRing};
+    /// use tokengate::Weight;
+    ///
+    /// let ring = TokenRing::new(2);
+    /// let small = Mailbox::new(1); // smaller than the ring
+    /// small.push(Weight::Light, ring.try_take().unwrap()).unwrap();
+    /// let back = small.push(Weight::Light, ring.try_take().unwrap()).unwrap_err();
+    /// ring.give_back(back);
+    /// # ring.give_back(small.steal(Weight::Light).unwrap());
+    /// ```
     #[inline]
-    pub fn push(&self, weight: Weight, token: Token) {
-        // A lane has room for every token of the ring.
-        self.lanes[weight.lane()].push_bounded_by_caller(token);
+    pub fn push(&self, weight: Weight, token: Token) -> Result<(), Token> {
+        self.lanes[weight.lane()].push_unless_full(token)
     }
 
     /// Takes the next token by lane priority and `picker`'s starvation rule.
@@ -161,7 +180,7 @@ mod tests {
         let ring = TokenRing::new(4);
         let mb = Mailbox::new(4);
         assert!(mb.is_empty());
-        mb.push(Weight::Medium, ring.try_take().unwrap());
+        mb.push(Weight::Medium, ring.try_take().unwrap()).unwrap();
         assert_eq!(mb.len(Weight::Medium), 1);
         let (w, t) = mb.pop(&mut LanePicker::default()).unwrap();
         assert_eq!(w, Weight::Medium);
@@ -174,11 +193,11 @@ mod tests {
         let ring = TokenRing::new(64);
         let mb = Mailbox::new(64);
         let mut picker = LanePicker::default();
-        mb.push(Weight::Heavy, ring.try_take().unwrap());
+        mb.push(Weight::Heavy, ring.try_take().unwrap()).unwrap();
         let mut picks_before_heavy = 0;
         loop {
             // Keep the Light lane non-empty at every pick.
-            mb.push(Weight::Light, ring.try_take().unwrap());
+            mb.push(Weight::Light, ring.try_take().unwrap()).unwrap();
             let (w, t) = mb.pop(&mut picker).unwrap();
             ring.give_back(t);
             if w == Weight::Heavy {
@@ -191,5 +210,26 @@ mod tests {
             );
         }
         assert_eq!(picks_before_heavy, STARVATION_LIMIT as usize);
+    }
+
+    /// Regression (issue 21): a mailbox smaller than the ring spun forever in `push` once a
+    /// lane was full. The push is refused and the token comes back.
+    #[test]
+    fn a_full_lane_hands_the_token_back() {
+        let ring = TokenRing::new(4);
+        let mb = Mailbox::new(2);
+        for _ in 0..2 {
+            mb.push(Weight::Heavy, ring.try_take().unwrap()).unwrap();
+        }
+        let third = ring.try_take().unwrap();
+        let index = third.index();
+        let back = mb.push(Weight::Heavy, third).expect_err("the lane is full");
+        assert_eq!(back.index(), index, "the same token comes back");
+        mb.push(Weight::Light, back).expect("another lane has room");
+        assert_eq!(mb.len(Weight::Heavy), 2);
+        while let Some((_, t)) = mb.pop(&mut LanePicker::default()) {
+            ring.give_back(t);
+        }
+        assert_eq!(ring.available(), 4);
     }
 }

@@ -7,9 +7,27 @@
 //! | [`TokenRing`], [`Token`] | the bounded pool of recycled tokens that admits tasks | `ring.rs` |
 //! | [`LocalDeque`], [`Steal`] | a worker's own tokens: LIFO for it, stolen oldest first (bounded Chase–Lev) | `deque.rs` |
 //! | [`Mailbox`], [`LanePicker`] | a worker's three weight lanes, taken without starvation | `mailbox.rs` |
-//! | [`TaskSlot`], [`Registration`], [`TokenState`] | one task's closure, state word and outcome; the waiter and waker hand-over | `slot.rs`, `slot_future.rs` |
+//! | [`TaskSlot`], [`Registration`], [`TokenState`], [`NeverRan`] | one task's closure, state word and outcome; the waiter and waker hand-over | `slot.rs`, `slot_future.rs` |
 //! | [`Sleeper`] | a worker's activity word and its park/wake protocol (`sleep.md`) | `sleep.rs` |
 //! | [`Limiter`] | a concurrency limiter whose waiters wait in it, not on a thread | `limiter.rs` |
+//!
+//! ## Misuse from safe code
+//!
+//! Every safe function here is sound whatever thread calls it and in whatever order; a
+//! precondition that would not be is either carried by a type, or in an `unsafe fn` with a
+//! `# Safety` section ([`LocalDeque`]'s owner side). A call that breaks a promise without
+//! breaking soundness is refused in words, in every build, before it changes anything, or
+//! hands its value back:
+//!
+//! | call | what happens |
+//! | --- | --- |
+//! | [`Sleeper::register_current_thread`] from a second thread | panics; the first registration stands (registered once, `UNSET → WRITING → SET`) |
+//! | [`TaskSlot::resolved`], [`TaskSlot::abandon`] with a state the task could still leave | does not compile: they take a [`NeverRan`] (`Killed` or `TimedOut`) |
+//! | [`TokenRing::give_back`] of another ring's [`Token`] | panics (a token carries its ring's serial) |
+//! | [`Limiter::release`] with no permit out | panics; the count is unchanged |
+//! | [`Mailbox::push`] into a full lane (a mailbox smaller than the ring) | `Err(token)`: the token comes back |
+//! | [`ArrayQueue::push_bounded_by_caller`] on a full queue (the caller's bound is broken; [`Limiter::acquire`] with a waiting queue smaller than the ring) | panics instead of spinning |
+//! | a condition of [`TokenRing::wait_for`] / [`TokenRing::take_or`] that panics | the panic passes through; the waiter's entry is removed on the way |
 //!
 //! Nothing here knows about tasks, workers or runtimes: the rest of the crate is built on
 //! these, never the other way round.
@@ -31,4 +49,4 @@ pub use queue::ArrayQueue;
 pub use ring::{Token, TokenRing};
 pub use sleep::Sleeper;
 pub use slot::{Registration, TaskSlot};
-pub use state::TokenState;
+pub use state::{NeverRan, TokenState};

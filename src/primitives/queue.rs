@@ -104,6 +104,13 @@ impl<T> ArrayQueue<T> {
     /// Appends `value`, or hands it back if the queue is (or, transiently, looks) full.
     #[inline]
     pub fn push(&self, value: T) -> Result<(), T> {
+        self.push_or_blocked_at(value).map_err(|(value, _)| value)
+    }
+
+    /// [`push`](Self::push), handing back with the value the position whose slot was not
+    /// free yet.
+    #[inline]
+    fn push_or_blocked_at(&self, value: T) -> Result<(), (T, usize)> {
         // ORDERING: Relaxed: the tail only names a candidate position; ownership of it is
         // decided by the CAS below and the data is guarded by the slot's stamp.
         let mut pos = self.tail.load(Ordering::Relaxed);
@@ -137,7 +144,7 @@ impl<T> ArrayQueue<T> {
             } else if lag < 0 {
                 // The slot still holds the value of the previous lap: full (or its pop is
                 // in progress).
-                return Err(value);
+                return Err((value, pos));
             } else {
                 // Another pusher took `pos`; move on to the current tail.
                 // ORDERING: Relaxed, as the first load.
@@ -146,21 +153,74 @@ impl<T> ArrayQueue<T> {
         }
     }
 
-    /// Appends `value` to a queue that has room for every value that can exist at once (a
-    /// queue of tokens as large as the ring): a push then fails only while the pop of the slot
-    /// it needs is between its claim and its stamp, and that pop finishes without waiting for
-    /// anybody, so this retries (spin, then yield) until it lands.
+    /// Appends `value` unless the queue is really full: a push that finds its slot still
+    /// held by a pop in progress (between the pop's claim and its stamp; that pop finishes
+    /// without waiting for anybody) retries (spin, then yield) instead of failing, and the
+    /// value comes back only if every slot holds a value no pop has claimed yet.
     ///
-    /// On a queue that can really be full this never returns: only use it where the caller
-    /// bounds the values, as the runtime's token queues do.
-    #[inline]
-    pub fn push_bounded_by_caller(&self, value: T) {
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::primitives::ArrayQueue;
+    ///
+    /// let q = ArrayQueue::new(1);
+    /// assert_eq!(q.push_unless_full('a'), Ok(()));
+    /// assert_eq!(q.push_unless_full('b'), Err('b'));
+    /// ```
+    pub fn push_unless_full(&self, value: T) -> Result<(), T> {
         let mut value = value;
-        while let Err(back) = self.push(value) {
+        loop {
+            let (back, pos) = match self.push_or_blocked_at(value) {
+                Ok(()) => return Ok(()),
+                Err(blocked) => blocked,
+            };
+            // The slot of `pos` holds (or is being given) the value of `pos - cap`, and every
+            // position below `pos` was claimed by a pusher. If no pop has claimed `pos - cap`
+            // either, `cap` values are in: full. An RMW reads the latest `head` (a plain load
+            // may return an older one and call a queue full whose pop is under way).
+            // ORDERING: Relaxed: only the value matters; the retry synchronises by the stamp.
+            let head = self.head.fetch_add(0, Ordering::Relaxed);
+            if pos.wrapping_sub(head) as isize >= self.capacity() as isize {
+                return Err(back);
+            }
             value = back;
             crate::sync::spin_loop();
             crate::sync::thread::yield_now();
         }
+    }
+
+    /// Appends `value` to a queue that has room for every value that can exist at once (a
+    /// queue of tokens as large as the ring): a push then fails only while the pop of the slot
+    /// it needs is between its claim and its stamp, and
+    /// [`push_unless_full`](Self::push_unless_full) waits that out.
+    ///
+    /// # Panics
+    ///
+    /// If the queue is full after all: the caller's bound does not hold (before, this spun
+    /// forever).
+    ///
+    /// ```should_panic
+    /// use tokengate::primitives::ArrayQueue;
+    ///
+    /// let q = ArrayQueue::new(1);
+    /// q.push_bounded_by_caller(1);
+    /// q.push_bounded_by_caller(2); // panics: the caller said two values cannot be in at once
+    /// ```
+    #[inline]
+    pub fn push_bounded_by_caller(&self, value: T) {
+        if self.push_unless_full(value).is_err() {
+            self.bound_broken();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bound_broken(&self) -> ! {
+        panic!(
+            "ArrayQueue::push_bounded_by_caller: the queue is full ({} values): more values \
+             exist at once than the caller's bound allows",
+            self.capacity()
+        )
     }
 
     /// Removes the oldest value, or returns `None` if the queue is (or, transiently, looks)
@@ -324,5 +384,44 @@ mod tests {
             }
         });
         assert!(seen.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+    }
+
+    #[test]
+    fn push_unless_full_refuses_only_a_full_queue() {
+        let q = ArrayQueue::new(2);
+        assert_eq!(q.push_unless_full(1), Ok(()));
+        assert_eq!(q.push_unless_full(2), Ok(()));
+        assert_eq!(q.push_unless_full(3), Err(3));
+        assert_eq!(q.pop(), Some(1));
+        assert_eq!(q.push_unless_full(3), Ok(()));
+    }
+
+    /// `capacity` values circulate through a queue of `capacity` slots, so pushes often meet
+    /// a slot whose pop is in progress: `push_bounded_by_caller` waits those out and never
+    /// calls the queue full.
+    #[test]
+    fn a_bounded_push_waits_out_pops_in_progress() {
+        let rounds = if cfg!(miri) { 30 } else { 20_000 };
+        let q = ArrayQueue::new(2);
+        q.push(0usize).unwrap();
+        q.push(1).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    let mut moved = 0;
+                    while moved < rounds {
+                        if let Some(v) = q.pop() {
+                            q.push_bounded_by_caller(v);
+                            moved += 1;
+                        } else {
+                            std::thread::yield_now();
+                        }
+                    }
+                });
+            }
+        });
+        let mut left = [q.pop().unwrap(), q.pop().unwrap()];
+        left.sort_unstable();
+        assert_eq!(left, [0, 1]);
     }
 }

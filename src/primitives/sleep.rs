@@ -7,6 +7,14 @@
 //! | `BUSY` | the worker | awake, running a task (routing counts it as load) |
 //! | `SLEEPING` | the worker | parked, or about to park after a last look for work |
 //!
+//! A second word records the registration of the thread that sleeps here, once:
+//!
+//! | registration | meaning |
+//! | --- | --- |
+//! | `UNSET` | no thread registered; a waker unparks nobody |
+//! | `WRITING` | the first registrant won the CAS out of `UNSET` and is writing the cell |
+//! | `SET` | the cell holds the registered thread, and is never written again |
+//!
 //! ## Memory ordering
 //!
 //! The lost wake-up to avoid: the worker looks for work and finds none, a submitter pushes
@@ -15,6 +23,11 @@
 //! mailbox then reads the state. A `SeqCst` fence sits between the write and the read on both
 //! sides ([`Sleeper::prepare_sleep`], [`Sleeper::wake`]), so at least one of them sees the
 //! other's write: the worker finds the work, or the submitter finds it sleeping and wakes it.
+//!
+//! The thread cell is written once, by the one caller that moves the registration from
+//! `UNSET` to `WRITING`, and published by its `Release` store of `SET`; a waker reads the
+//! cell only after an `Acquire` load that sees `SET`. Every other registration is refused
+//! before it touches the cell, so the cell is never written while anyone may read it.
 
 use std::fmt;
 
@@ -24,7 +37,17 @@ const IDLE: u8 = 0;
 const BUSY: u8 = 1;
 const SLEEPING: u8 = 2;
 
+/// Registration states (module docs).
+const UNSET: u8 = 0;
+const WRITING: u8 = 1;
+const SET: u8 = 2;
+
 /// The activity word and thread handle of one parkable consumer (a worker).
+///
+/// One thread sleeps here: the first to call
+/// [`register_current_thread`](Self::register_current_thread). A registration from another
+/// thread is refused with a panic (see there), so the thread handle that wakers read is
+/// written once, before any of them can read it (module docs, *Memory ordering*).
 ///
 /// # Examples
 ///
@@ -50,12 +73,15 @@ const SLEEPING: u8 = 2;
 /// ```
 pub struct Sleeper {
     state: AtomicU8,
+    /// `UNSET`, `WRITING` or `SET`: who may touch `thread` (module docs).
+    registration: AtomicU8,
     thread: UnsafeCell<Option<thread::Thread>>,
 }
 
-// SAFETY: `thread` is written once by the owning thread in `register_current_thread`, before it
-// first stores `SLEEPING` with Release; it is read only by a waker whose CAS from `SLEEPING`
-// acquired that store. `Thread` is Send + Sync.
+// SAFETY: `thread` is written once, by the one caller of `register_current_thread` that wins
+// the registration CAS out of `UNSET`, before its Release store of `SET`; it is read only after
+// an Acquire load of `SET` (`with_registered_thread`), and never written again. `Thread` is
+// Send + Sync.
 unsafe impl Sync for Sleeper {}
 // SAFETY: all fields are Send.
 unsafe impl Send for Sleeper {}
@@ -65,17 +91,69 @@ impl Sleeper {
     pub fn new() -> Self {
         Self {
             state: AtomicU8::new(IDLE),
+            registration: AtomicU8::new(UNSET),
             thread: UnsafeCell::new(None),
         }
     }
 
-    /// Records the calling thread as the one that sleeps here. Call once, from that thread,
-    /// before the first [`prepare_sleep`](Self::prepare_sleep).
+    /// Records the calling thread as the one that sleeps here. Call it from that thread before
+    /// the first [`prepare_sleep`](Self::prepare_sleep): a sleeper with no thread registered
+    /// has nobody to unpark. Calling it again from the registered thread does nothing.
+    ///
+    /// # Panics
+    ///
+    /// If another thread registered (or is registering) already: a sleeper belongs to one
+    /// thread. The refusal touches nothing, so the registered thread keeps its wake-ups.
+    ///
+    /// ```should_panic
+    /// use std::sync::Arc;
+    /// use tokengate::primitives::Sleeper;
+    ///
+    /// let sleeper = Arc::new(Sleeper::new());
+    /// let s = sleeper.clone();
+    /// std::thread::spawn(move || s.register_current_thread()).join().unwrap();
+    /// sleeper.register_current_thread(); // panics: another thread sleeps here
+    /// ```
     pub fn register_current_thread(&self) {
-        // SAFETY: only the owning thread calls this, once, before any `SLEEPING` store; no
-        // waker reads `thread` before such a store (see the `Sync` impl).
-        self.thread
-            .with_mut(|t| unsafe { *t = Some(thread::current()) });
+        let me = thread::current();
+        // ORDERING: Relaxed on success: the CAS only elects the one writer of the cell, which
+        // nobody reads before the Release store of SET below. Relaxed on failure: a refusal reads
+        // nothing, and the same thread re-registering reads the cell through the Acquire load
+        // of `with_registered_thread`.
+        match self.registration.compare_exchange(
+            UNSET,
+            WRITING,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => {
+                // SAFETY: winning UNSET → WRITING makes us the cell's only writer, once; no
+                // reader touches it before seeing SET, stored below (see the `Sync` impl).
+                self.thread.with_mut(|t| unsafe { *t = Some(me) });
+                // ORDERING: Release publishes the cell to wakers' Acquire load of SET.
+                self.registration.store(SET, Ordering::Release);
+            }
+            Err(SET) if self.with_registered_thread(|t| t.id()) == Some(me.id()) => {}
+            Err(_) => panic!(
+                "Sleeper::register_current_thread: another thread is already registered to \
+                 sleep here (thread {:?} may not register); a Sleeper belongs to one thread",
+                me.id()
+            ),
+        }
+    }
+
+    /// Calls `f` with the registered thread, once its registration is complete (`SET`);
+    /// `None` before.
+    #[inline]
+    fn with_registered_thread<R>(&self, f: impl FnOnce(&thread::Thread) -> R) -> Option<R> {
+        // ORDERING: Acquire pairs with the Release store of SET in `register_current_thread`:
+        // the cell's write happens before our read.
+        if self.registration.load(Ordering::Acquire) != SET {
+            return None;
+        }
+        // SAFETY: SET is stored once, after the cell's only write, and the cell is never
+        // written again (see the `Sync` impl), so shared reads of it race with nothing.
+        self.thread.with(|t| unsafe { (*t).as_ref() }.map(f))
     }
 
     /// Marks the consumer busy (`true`) or idle (`false`). Owner only.
@@ -108,7 +186,8 @@ impl Sleeper {
     /// [`cancel_sleep`](Self::cancel_sleep) if it finds some, else [`sleep`](Self::sleep).
     #[inline]
     pub fn prepare_sleep(&self) {
-        // ORDERING: Release publishes `thread` to a waker's CAS (Acquire).
+        // ORDERING: Release: what the sleeper did before announcing sleep happens before a
+        // waker's Acquire CAS out of SLEEPING (the thread handle has its own word).
         self.state.store(SLEEPING, Ordering::Release);
         // ORDERING: SeqCst fence between this store and the caller's last look for work,
         // paired with the fence in `wake` (module docs).
@@ -142,8 +221,8 @@ impl Sleeper {
 
     #[cold]
     fn wake_slow(&self) -> bool {
-        // ORDERING: Acquire pairs with the Release store of SLEEPING, making `thread` visible;
-        // only one waker wins the CAS, so one unpark per sleep.
+        // ORDERING: Acquire pairs with the Release store of SLEEPING; only one waker wins the
+        // CAS, so one unpark per sleep.
         if self
             .state
             .compare_exchange(SLEEPING, IDLE, Ordering::Acquire, Ordering::Relaxed)
@@ -151,12 +230,9 @@ impl Sleeper {
         {
             return false;
         }
-        // SAFETY: written before the Release store of SLEEPING that our CAS acquired, and never
-        // written again (see the `Sync` impl).
-        let thread = self.thread.with(|t| unsafe { (*t).clone() });
-        if let Some(thread) = thread {
-            thread.unpark();
-        }
+        // Read only once the registration is SET (module docs); a sleeper nobody registered
+        // has nobody to unpark.
+        self.with_registered_thread(thread::Thread::unpark);
         true
     }
 }
@@ -176,5 +252,77 @@ impl fmt::Debug for Sleeper {
             _ => "sleeping",
         };
         f.debug_struct("Sleeper").field("state", &state).finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::Arc;
+
+    #[test]
+    fn smoke() {
+        let sleeper = Sleeper::new();
+        sleeper.register_current_thread();
+        sleeper.register_current_thread(); // the same thread again: nothing changes
+        sleeper.prepare_sleep();
+        assert!(sleeper.is_sleeping());
+        assert!(sleeper.wake());
+        assert!(!sleeper.wake(), "one wake-up per sleep");
+        sleeper.prepare_sleep();
+        sleeper.sleep(); // the unpark above is still pending: returns at once
+        assert!(!sleeper.is_sleeping());
+    }
+
+    /// Registers the calling thread, catching the refusal; the panic message if refused.
+    fn try_register(sleeper: &Sleeper) -> Result<(), String> {
+        catch_unwind(AssertUnwindSafe(|| sleeper.register_current_thread())).map_err(|e| {
+            e.downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "?".into())
+        })
+    }
+
+    /// Regression (issue 21): two threads registering one sleeper wrote its thread cell at
+    /// once (a data race under miri; natively the old `Thread` was released twice). The
+    /// first registration wins; the other is refused before it touches the cell.
+    #[test]
+    fn two_threads_registering_one_sleeper_one_is_refused() {
+        let sleeper = Arc::new(Sleeper::new());
+        let outcomes: Vec<Result<(), String>> = (0..2)
+            .map(|_| {
+                let s = sleeper.clone();
+                std::thread::spawn(move || try_register(&s))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        let refused: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+        assert_eq!(refused.len(), 1, "exactly one refused: {outcomes:?}");
+        assert!(
+            refused[0].contains("already registered"),
+            "refused in words: {}",
+            refused[0]
+        );
+    }
+
+    /// Regression (issue 21): a registration from another thread racing `wake()` rewrote the
+    /// cell that `wake_slow` reads (a data race under miri). It is refused; the wake-up
+    /// reaches the registered thread.
+    #[test]
+    fn a_registration_racing_wake_is_refused() {
+        let sleeper = Arc::new(Sleeper::new());
+        sleeper.register_current_thread();
+        sleeper.prepare_sleep();
+        let s = sleeper.clone();
+        let intruder = std::thread::spawn(move || try_register(&s));
+        assert!(sleeper.wake());
+        sleeper.sleep(); // woken above: returns
+        assert!(
+            intruder.join().unwrap().is_err(),
+            "another thread is refused"
+        );
     }
 }

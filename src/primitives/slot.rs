@@ -55,7 +55,9 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::task::{Context, Poll, Waker};
 
-use super::state::{TokenState, DETACHED, LIFECYCLE, READY, REGISTERING, TAKEN, WAITER_SET};
+use super::state::{
+    NeverRan, TokenState, DETACHED, LIFECYCLE, READY, REGISTERING, TAKEN, WAITER_SET,
+};
 use crate::error::{PanicPayload, TaskError};
 use crate::sync::{thread, AtomicU32, Backoff, Ordering, UnsafeCell};
 
@@ -192,8 +194,30 @@ where
     }
 
     /// A slot that never runs: its outcome is `error`, in state `lifecycle`.
-    pub fn resolved(error: TaskError, lifecycle: TokenState) -> Self {
-        debug_assert!(lifecycle.is_terminal());
+    ///
+    /// `lifecycle` is a [`NeverRan`], so a slot cannot be made "resolved" in a state from
+    /// which it could still be run or cancelled (that would hand out its outcome twice):
+    ///
+    /// ```compile_fail
+    /// use tokengate::primitives::TaskSlot;
+    /// use tokengate::{TaskError, TokenState};
+    ///
+    /// let slot = TaskSlot::<fn() -> u8, u8>::resolved(TaskError::Killed, TokenState::Admitted);
+    /// ```
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::primitives::{NeverRan, TaskSlot};
+    /// use tokengate::{TaskError, TokenState};
+    ///
+    /// let slot = TaskSlot::<fn() -> u8, u8>::resolved(TaskError::ShutDown, NeverRan::Killed);
+    /// assert_eq!(slot.state(), TokenState::Killed);
+    /// assert!(slot.cancel() && !slot.run());
+    /// assert_eq!(slot.take_output(), Some(Err(TaskError::ShutDown)));
+    /// ```
+    pub fn resolved(error: TaskError, lifecycle: NeverRan) -> Self {
+        let lifecycle = TokenState::from(lifecycle);
         Self {
             state: AtomicU32::new(lifecycle as u32 | READY),
             waiter: UnsafeCell::new(None),
@@ -244,16 +268,34 @@ where
     /// [`TaskError::Killed`]. Returns `true` if the task will never run (also when it was
     /// already killed or timed out), `false` if it runs or ran.
     pub fn cancel(&self) -> bool {
-        self.abandon(TaskError::Killed, TokenState::Killed)
+        self.abandon(TaskError::Killed, NeverRan::Killed)
     }
 
     /// Like [`cancel`](Self::cancel) with the outcome `error` and final state `lifecycle`
-    /// (`Killed` or `TimedOut`).
-    pub fn abandon(&self, error: TaskError, lifecycle: TokenState) -> bool {
-        debug_assert!(matches!(
-            lifecycle,
-            TokenState::Killed | TokenState::TimedOut
-        ));
+    /// (`Killed` or `TimedOut`: a [`NeverRan`], so a state that would let the closure be taken
+    /// twice, such as `Admitted`, cannot be passed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::primitives::{NeverRan, TaskSlot};
+    /// use tokengate::{TaskError, TokenState};
+    ///
+    /// let slot = TaskSlot::new(|| 1);
+    /// assert!(slot.abandon(TaskError::TimedOut, NeverRan::TimedOut));
+    /// assert_eq!(slot.state(), TokenState::TimedOut);
+    /// assert!(!slot.run());
+    /// ```
+    ///
+    /// ```compile_fail
+    /// use tokengate::primitives::TaskSlot;
+    /// use tokengate::{TaskError, TokenState};
+    ///
+    /// let slot = TaskSlot::new(|| 1);
+    /// slot.abandon(TaskError::Killed, TokenState::Admitted);
+    /// ```
+    pub fn abandon(&self, error: TaskError, lifecycle: NeverRan) -> bool {
+        let lifecycle = TokenState::from(lifecycle);
         if self.transition(TokenState::Admitted, lifecycle) {
             // SAFETY: winning the CAS out of Admitted makes this thread the only one to touch
             // `func`.
@@ -671,6 +713,95 @@ mod tests {
         assert!(matches!(slot.take_output(), Some(Err(TaskError::Killed))));
     }
 
+    /// Regression (issue 21): `resolved` and `abandon` took any `TokenState`; with
+    /// `Admitted` the lifecycle CAS out of `Admitted` could be won again and again, so
+    /// `take_output` raced `cancel` over the outcome and `abandon` raced `run` for the
+    /// closure. The state is a `NeverRan` now (the `Admitted` calls are `compile_fail`
+    /// doctests on `resolved` and `abandon`); these are the races with every state left.
+    #[test]
+    fn a_resolved_slot_is_neither_run_nor_cancelled_while_taken() {
+        for lifecycle in [NeverRan::Killed, NeverRan::TimedOut] {
+            let slot = Arc::new(TaskSlot::<fn() -> u8, u8>::resolved(
+                TaskError::ShutDown,
+                lifecycle,
+            ));
+            let threads: Vec<_> = (0..3)
+                .map(|i| {
+                    let s = slot.clone();
+                    std::thread::spawn(move || match i {
+                        0 => (s.take_output().is_some(), false),
+                        1 => (false, s.cancel()),
+                        _ => (false, s.run()),
+                    })
+                })
+                .collect();
+            let results: Vec<(bool, bool)> =
+                threads.into_iter().map(|t| t.join().unwrap()).collect();
+            assert_eq!(results, [(true, false), (false, true), (false, false)]);
+            assert_eq!(slot.state(), TokenState::from(lifecycle));
+        }
+    }
+
+    #[test]
+    fn abandon_racing_run_takes_the_closure_once() {
+        let rounds = if cfg!(miri) { 4 } else { 200 };
+        for _ in 0..rounds {
+            let guard = Arc::new(());
+            let g = guard.clone();
+            let slot = Arc::new(TaskSlot::new(move || drop(g)));
+            let s = slot.clone();
+            let runner = std::thread::spawn(move || s.run());
+            let abandoned = slot.abandon(TaskError::TimedOut, NeverRan::TimedOut);
+            let ran = runner.join().unwrap();
+            assert!(ran != abandoned, "exactly one of them takes the closure");
+            assert_eq!(Arc::strong_count(&guard), 1, "the closure is gone, once");
+            let outcome = slot.take_output().unwrap();
+            assert_eq!(outcome.is_ok(), ran);
+        }
+    }
+
+    /// Regression (issue 21): a panic payload whose `Drop` takes its own slot's outcome, put
+    /// in `resolved(Panicked(..), Admitted)` and then cancelled, was dropped in place and
+    /// moved out again (SIGSEGV in a release build). With the states that compile, the
+    /// cancel touches nothing and the payload is dropped once.
+    #[test]
+    fn a_payload_whose_drop_takes_its_own_slot_output_is_dropped_once() {
+        use crate::error::PanicPayload;
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        use std::sync::OnceLock;
+
+        type Slot = TaskSlot<fn() -> u8, u8>;
+        static SLOT: OnceLock<&'static Slot> = OnceLock::new();
+        static DROPS: AtomicUsize = AtomicUsize::new(0);
+        struct TakesItsOwnOutput;
+        impl Drop for TakesItsOwnOutput {
+            fn drop(&mut self) {
+                DROPS.fetch_add(1, SeqCst);
+                if let Some(slot) = SLOT.get() {
+                    assert!(slot.take_output().is_none(), "taken already");
+                }
+            }
+        }
+
+        let payload = PanicPayload::new(Box::new(TakesItsOwnOutput));
+        // Leaked on purpose: the payload's `Drop` reaches the slot through a static.
+        let slot: &'static Slot = Box::leak(Box::new(Slot::resolved(
+            TaskError::Panicked(payload),
+            NeverRan::Killed,
+        )));
+        SLOT.set(slot).ok().unwrap();
+        assert!(slot.cancel(), "it never runs");
+        assert_eq!(DROPS.load(SeqCst), 0, "cancel drops nothing");
+        assert!(matches!(
+            slot.take_output(),
+            Some(Err(TaskError::Panicked(_)))
+        ));
+        assert_eq!(DROPS.load(SeqCst), 1, "dropped once, as the outcome taken");
+        assert!(slot.take_output().is_none());
+        slot.detach();
+        assert_eq!(DROPS.load(SeqCst), 1);
+    }
+
     #[test]
     fn a_waiter_is_woken() {
         let slot = Arc::new(TaskSlot::new(|| 5));
@@ -725,7 +856,7 @@ mod future_tests {
 
     #[test]
     fn a_ready_slot_is_ready_at_the_first_poll() {
-        let slot = TaskSlot::<fn() -> u8, u8>::resolved(TaskError::ShutDown, TokenState::Killed);
+        let slot = TaskSlot::<fn() -> u8, u8>::resolved(TaskError::ShutDown, NeverRan::Killed);
         let (counter, waker) = counting();
         let mut cx = Context::from_waker(&waker);
         assert_eq!(

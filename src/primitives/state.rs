@@ -91,6 +91,53 @@ impl TokenState {
     }
 }
 
+/// The final state of a task that never ran: what a [`TaskSlot`](super::TaskSlot) accepts
+/// where a task is abandoned ([`TaskSlot::abandon`](super::TaskSlot::abandon)) or created
+/// already resolved ([`TaskSlot::resolved`](super::TaskSlot::resolved)). A type of its own, so
+/// that a state from which the task could still run (`Admitted`) cannot be passed there.
+///
+/// # Examples
+///
+/// ```
+/// use tokengate::primitives::NeverRan;
+/// use tokengate::TokenState;
+///
+/// assert_eq!(TokenState::from(NeverRan::TimedOut), TokenState::TimedOut);
+/// assert_eq!(NeverRan::try_from(TokenState::Killed), Ok(NeverRan::Killed));
+/// assert_eq!(NeverRan::try_from(TokenState::Admitted), Err(TokenState::Admitted));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NeverRan {
+    /// [`TokenState::Killed`].
+    Killed,
+    /// [`TokenState::TimedOut`].
+    TimedOut,
+}
+
+impl From<NeverRan> for TokenState {
+    #[inline]
+    fn from(state: NeverRan) -> Self {
+        match state {
+            NeverRan::Killed => TokenState::Killed,
+            NeverRan::TimedOut => TokenState::TimedOut,
+        }
+    }
+}
+
+impl TryFrom<TokenState> for NeverRan {
+    /// The state, which is not one a task ends in without running.
+    type Error = TokenState;
+
+    #[inline]
+    fn try_from(state: TokenState) -> Result<Self, TokenState> {
+        match state {
+            TokenState::Killed => Ok(NeverRan::Killed),
+            TokenState::TimedOut => Ok(NeverRan::TimedOut),
+            other => Err(other),
+        }
+    }
+}
+
 /// Mask of the lifecycle bits.
 pub(crate) const LIFECYCLE: u32 = 0b111;
 /// The outcome is written.

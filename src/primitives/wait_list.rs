@@ -38,6 +38,10 @@ impl WaitList {
 
     /// Calls `attempt` until it returns `Some`: spinning, then yielding, then parked until a
     /// `notify_*` call. `attempt` is re-checked after every wake-up, spurious or not.
+    ///
+    /// If `attempt` panics, the panic passes through and the caller's registration does not
+    /// outlive it: the entry is removed on the way out (a [`Registered`] guard), so a
+    /// panicking condition leaves nothing behind in the list.
     pub(crate) fn wait_for<R>(&self, mut attempt: impl FnMut() -> Option<R>) -> R {
         let mut backoff = Backoff::new();
         while backoff.snooze() {
@@ -49,27 +53,27 @@ impl WaitList {
             if let Some(r) = attempt() {
                 return r;
             }
-            let ticket = self.register();
+            // Deregisters when dropped: at the end of this iteration, or during an unwind out
+            // of the re-check below.
+            let _registered = self.register();
             // ORDERING: SeqCst fence between our registration and the re-check, paired with
             // the fence in `notify_*` (see the module docs).
             fence(Ordering::SeqCst);
             if let Some(r) = attempt() {
-                self.deregister(ticket);
                 return r;
             }
             thread::park();
-            self.deregister(ticket);
         }
     }
 
-    fn register(&self) -> u64 {
+    fn register(&self) -> Registered<'_> {
         let mut w = self.threads.lock().unwrap_or_else(|e| e.into_inner());
         let ticket = w.next_ticket;
         w.next_ticket += 1;
         w.parked.push((ticket, thread::current()));
         // ORDERING: Relaxed: the fence in `wait_for` orders it before the re-check.
         self.waiting.fetch_add(1, Ordering::Relaxed);
-        ticket
+        Registered { list: self, ticket }
     }
 
     fn deregister(&self, ticket: u64) {
@@ -79,6 +83,16 @@ impl WaitList {
             // ORDERING: Relaxed: only a hint for notifiers, who take the lock to act on it.
             self.waiting.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// How many threads are registered (a report; tests check that none is left behind).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn registered(&self) -> usize {
+        self.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .parked
+            .len()
     }
 
     /// Wakes every waiter; call after making the condition true.
@@ -104,11 +118,66 @@ impl WaitList {
     }
 }
 
+/// A registration in a [`WaitList`]: removed when dropped, also by an unwind out of the
+/// caller's condition (a notifier may have removed it first; then there is nothing to do).
+struct Registered<'a> {
+    list: &'a WaitList,
+    ticket: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.list.deregister(self.ticket);
+    }
+}
+
 impl fmt::Debug for WaitList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WaitList")
             // ORDERING: Relaxed: a report.
             .field("waiting", &self.waiting.load(Ordering::Relaxed))
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    #[test]
+    fn smoke() {
+        let list = WaitList::new();
+        let mut calls = 0;
+        let r = list.wait_for(|| {
+            calls += 1;
+            (calls == 3).then_some(calls)
+        });
+        assert_eq!(r, 3);
+        list.notify_all();
+        assert_eq!(list.registered(), 0);
+    }
+
+    /// Regression (issue 21): a condition that panicked after its caller registered (in the
+    /// re-check after the fence) left the entry behind, a leak that grew with every such
+    /// call. The entry goes with the unwind.
+    #[test]
+    fn a_condition_that_panics_after_registering_leaves_no_entry() {
+        let list = WaitList::new();
+        for _ in 0..3 {
+            let unwound = catch_unwind(AssertUnwindSafe(|| {
+                list.wait_for(|| -> Option<()> {
+                    // ORDERING: Relaxed: read by the registering thread itself.
+                    if list.waiting.load(Ordering::Relaxed) != 0 {
+                        panic!("condition panics once registered");
+                    }
+                    None
+                })
+            }));
+            assert!(unwound.is_err(), "the panic passes through");
+        }
+        assert_eq!(list.registered(), 0, "no entry left behind");
+        // ORDERING: Relaxed: single-threaded test.
+        assert_eq!(list.waiting.load(Ordering::Relaxed), 0);
     }
 }

@@ -98,10 +98,10 @@ impl Builder {
     /// The number of tokens: the most tasks admitted and not yet finished at once. A power of
     /// two. Default: 256 per worker, at least 1024 and at most 16384.
     ///
-    /// Memory is fixed by it, allocated at build time: `capacity × (144 + 84 × workers)`
+    /// Memory is fixed by it, allocated at build time: `capacity × (144 + 88 × workers)`
     /// bytes (per token: a 128-byte token-table entry and a 16-byte ring slot; per token and
     /// worker: five 16-byte queue slots, the three weight lanes of its mailbox, its sticky
-    /// queue and its broadcast queue, and a 4-byte slot of its local deque), plus the history (see [`history`](Self::history)) and
+    /// queue and its broadcast queue, and an 8-byte slot of its local deque), plus the history (see [`history`](Self::history)) and
     /// a few hundred KiB that do not grow with it. Each operation with a concurrency limit
     /// adds `16 × capacity` bytes (its waiting queue) at its first submission. So 16384 tokens
     /// on 2 workers take about 5 MiB, and the maximum, 2²⁴ tokens, about 5 GiB on 2 workers

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use crate::error::TaskError;
 use crate::operation::{Operation, Weight};
-use crate::primitives::{Registration, TaskSlot, TokenState};
+use crate::primitives::{NeverRan, Registration, TaskSlot, TokenState};
 use crate::sync::{AtomicBool, Ordering};
 
 pub(crate) use group::{GroupOutput, TaskGroup};
@@ -137,7 +137,7 @@ impl<F: FnOnce() -> T, T> Task<F, T> {
         }
     }
 
-    pub(crate) fn resolved(meta: TaskMeta, error: TaskError, lifecycle: TokenState) -> Self {
+    pub(crate) fn resolved(meta: TaskMeta, error: TaskError, lifecycle: NeverRan) -> Self {
         Self {
             slot: TaskSlot::resolved(error, lifecycle),
             meta,
@@ -287,6 +287,10 @@ where
     }
 
     fn abandon(&self, error: TaskError, lifecycle: TokenState) -> bool {
+        // The engine decides in `TokenState`s; the slot takes only the end of a task that
+        // never ran, checked here in every build.
+        let lifecycle = NeverRan::try_from(lifecycle)
+            .unwrap_or_else(|s| panic!("a task is abandoned as Killed or TimedOut, not {s}"));
         self.slot.abandon(error, lifecycle)
     }
 

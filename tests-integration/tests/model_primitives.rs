@@ -92,7 +92,7 @@ proptest! {
                 Some(w) => {
                     if let Some(t) = ring.try_take() {
                         lanes[w.lane()].push_back(t.index());
-                        mailbox.push(w, t);
+                        mailbox.push(w, t).expect("the mailbox is sized to the ring");
                     }
                 }
                 None => match mailbox.pop(&mut picker) {
