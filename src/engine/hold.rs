@@ -24,7 +24,7 @@ use super::op_table::OpEntry;
 use super::Engine;
 use crate::contain::drop_contained;
 use crate::error::TaskError;
-use crate::primitives::{Token, TokenState};
+use crate::primitives::{NeverRan, Token};
 use crate::sync::{AtomicBool, AtomicUsize, Mutex, Ordering};
 use crate::task::{Job, TaskId};
 
@@ -267,7 +267,7 @@ impl Engine {
             // The closure's drop is contained by `abandon`; the last reference's drop (a
             // handle already gone: the error value, a waker) by `drop_contained`. Every
             // chosen task is resolved and its token comes home.
-            job.abandon(TaskError::Killed, TokenState::Killed);
+            job.abandon(TaskError::Killed, NeverRan::Killed);
             self.count_unrun(entry, &*job, stripe);
             drop_contained(job);
             self.ring.give_back(token);

@@ -43,7 +43,7 @@ use crate::error::TaskError;
 use crate::metrics::counters::Stripe;
 use crate::metrics::history::RawRecord;
 use crate::operation::Weight;
-use crate::primitives::{LanePicker, Registration, Steal, Token, TokenState};
+use crate::primitives::{LanePicker, NeverRan, Registration, Steal, Token, TokenState};
 use crate::sync::{bump_exclusive, thread, Arc, Backoff, Ordering};
 use crate::task::{Job, JobRef, TaskMeta};
 
@@ -311,20 +311,20 @@ impl Worker {
     /// its operation since it was admitted, `kill(id)`, its operation blocked, its deadline
     /// past.
     #[inline]
-    fn verdict(&self, meta: &TaskMeta, entry: &OpEntry) -> Option<(TaskError, TokenState)> {
+    fn verdict(&self, meta: &TaskMeta, entry: &OpEntry) -> Option<(TaskError, NeverRan)> {
         let engine = &*self.engine;
         if engine.kill_queued()
             || meta.epoch != entry.epoch()
             || engine.tokens.kill_requested(meta.id)
         {
-            return Some((TaskError::Killed, TokenState::Killed));
+            return Some((TaskError::Killed, NeverRan::Killed));
         }
         if entry.is_blocked() {
-            return Some((TaskError::Blocked, TokenState::Killed));
+            return Some((TaskError::Blocked, NeverRan::Killed));
         }
         match meta.deadline {
             Some(deadline) if Instant::now() > deadline => {
-                Some((TaskError::TimedOut, TokenState::TimedOut))
+                Some((TaskError::TimedOut, NeverRan::TimedOut))
             }
             _ => None,
         }

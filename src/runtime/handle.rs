@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::current;
 use crate::error::TaskError;
-use crate::primitives::{Registration, TokenState};
+use crate::primitives::{NeverRan, Registration, TokenState};
 use crate::sync::thread;
 use crate::task::{OutcomeRef, TaskId};
 
@@ -131,7 +131,7 @@ impl<T> TaskHandle<T> {
                 // time: past it, a task that has not started resolves TimedOut.
                 let now = Instant::now();
                 if !(now < deadline && self.wait_timeout(deadline - now)) {
-                    job.abandon(TaskError::TimedOut, TokenState::TimedOut);
+                    job.abandon(TaskError::TimedOut, NeverRan::TimedOut);
                 }
             }
             // A worker of another runtime keeps serving its own while it waits (its tasks
@@ -228,7 +228,7 @@ impl<T> TaskHandle<T> {
     /// The closure of a cancelled task is dropped here; a panic in its captures' `Drop` is
     /// contained (the panic hook reports it) and the task still resolves `Killed`.
     pub fn cancel(&self) -> bool {
-        if self.task.abandon(TaskError::Killed, TokenState::Killed) {
+        if self.task.abandon(TaskError::Killed, NeverRan::Killed) {
             return true;
         }
         if self.task.state() == TokenState::Executing {

@@ -152,7 +152,7 @@ pub(crate) trait Job: Send + Sync {
     /// the final state just before the outcome becomes visible; returns whether it ran.
     fn run_then(&self, before_publish: &mut dyn FnMut(TokenState)) -> bool;
     /// Resolves the task without running it, if it has not started.
-    fn abandon(&self, error: TaskError, lifecycle: TokenState) -> bool;
+    fn abandon(&self, error: TaskError, lifecycle: NeverRan) -> bool;
     fn is_ready(&self) -> bool;
     fn state(&self) -> TokenState;
     fn register_waiter(&self) -> Registration;
@@ -286,11 +286,7 @@ where
         self.slot.run_then(before_publish)
     }
 
-    fn abandon(&self, error: TaskError, lifecycle: TokenState) -> bool {
-        // The engine decides in `TokenState`s; the slot takes only the end of a task that
-        // never ran, checked here in every build.
-        let lifecycle = NeverRan::try_from(lifecycle)
-            .unwrap_or_else(|s| panic!("a task is abandoned as Killed or TimedOut, not {s}"));
+    fn abandon(&self, error: TaskError, lifecycle: NeverRan) -> bool {
         self.slot.abandon(error, lifecycle)
     }
 
