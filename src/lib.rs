@@ -63,7 +63,7 @@ pub use operation::{
 };
 pub use primitives::TokenState;
 #[cfg(not(loom))]
-pub use runtime::global;
+pub use runtime::{global, join};
 pub use runtime::{
     BroadcastContext, Builder, ExecutionRecord, Histogram, OperationStats, Runtime, Scope,
     ScopedHandle, Stats, TaskHandle, WorkerStats,

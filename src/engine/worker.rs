@@ -34,8 +34,10 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::ptr::NonNull;
 use std::time::Instant;
 
+use super::join::{self, JobHeader};
 use super::op_table::OpEntry;
 use super::{current, reputation, Engine};
 use crate::contain::drop_contained;
@@ -43,7 +45,7 @@ use crate::error::TaskError;
 use crate::metrics::counters::Stripe;
 use crate::metrics::history::RawRecord;
 use crate::operation::Weight;
-use crate::primitives::{LanePicker, Registration, Steal, Token, TokenState};
+use crate::primitives::{JobSteal, LanePicker, Registration, Steal, Token, TokenState};
 use crate::sync::{bump_exclusive, thread, Arc, Backoff, Ordering};
 use crate::task::{Job, JobRef, TaskMeta};
 
@@ -77,6 +79,12 @@ impl Worker {
     #[inline]
     pub(crate) fn index(&self) -> usize {
         self.index
+    }
+
+    /// The runtime this worker serves.
+    #[inline]
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     fn stripe(&self) -> Stripe {
@@ -185,6 +193,13 @@ impl Worker {
                 bump_exclusive(&me.counters.tasks_stolen, 1);
                 return Some(Work::Token(token));
             }
+            // Then the oldest stack job it forked with `join` (any worker may run one).
+            if join::JOBS_IN_WORKER_LOOP {
+                if let JobSteal::Taken(job) = victim.jobs.steal() {
+                    bump_exclusive(&me.counters.forks_stolen, 1);
+                    return Some(Work::Stack(job));
+                }
+            }
         }
         None
     }
@@ -198,6 +213,11 @@ impl Worker {
                 self.engine.workers[self.index].sleeper.set_busy(true);
                 self.run_tokenless(&*job);
                 drop_contained(job);
+            }
+            Work::Stack(job) => {
+                self.engine.workers[self.index].sleeper.set_busy(true);
+                // SAFETY: `find_work` stole it from a job deque of this runtime.
+                unsafe { join::run_stolen(job, self) };
             }
         }
     }
@@ -221,6 +241,7 @@ impl Worker {
         (1..n).any(|k| {
             let victim = &engine.workers[(self.index + k) % n];
             !victim.deque.is_empty()
+                || (join::JOBS_IN_WORKER_LOOP && !victim.jobs.is_empty())
                 || Weight::ALL
                     .iter()
                     .any(|&w| engine.routes.may_run(self.index, w) && victim.mailbox.len(w) != 0)
@@ -606,6 +627,8 @@ enum Work {
     Token(Token),
     /// A task handed over without a token.
     Handoff(JobRef),
+    /// A stack job stolen from another worker's job deque (`join.rs`).
+    Stack(NonNull<JobHeader>),
 }
 
 impl fmt::Debug for Worker {

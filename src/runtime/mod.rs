@@ -19,6 +19,7 @@ mod builder;
 #[cfg(not(loom))]
 mod global;
 mod handle;
+mod join;
 mod prometheus;
 mod scope;
 mod stats;
@@ -35,6 +36,8 @@ pub use builder::Builder;
 #[cfg(not(loom))]
 pub use global::global;
 pub use handle::TaskHandle;
+#[cfg(not(loom))]
+pub use join::join;
 pub use scope::{Scope, ScopedHandle};
 pub use stats::{ExecutionRecord, Histogram, OperationStats, Stats, WorkerStats};
 
@@ -272,6 +275,58 @@ impl Runtime {
         F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
     {
         scope::run(self, f)
+    }
+
+    /// Runs `a` and `b`, potentially in parallel, and returns both results, as `rayon::join`.
+    /// The closures may borrow from the caller's stack.
+    ///
+    /// Called on a worker of this runtime, `b` becomes a job in the caller's stack frame (no
+    /// allocation, no token) that idle workers of the runtime may steal, and `a` runs inline;
+    /// then `b` is popped back and run inline if nobody took it (the common case costs a few
+    /// stores), or the caller runs other work of the runtime until the thief has finished it.
+    /// Joins nest to any depth; beyond the depth a worker keeps stealable (1,024), both
+    /// closures run inline.
+    ///
+    /// Called from any other thread (or a worker of another runtime, which keeps serving its
+    /// own runtime meanwhile), the pair runs on a worker of this runtime and the caller
+    /// blocks. After [`shutdown`](Self::shutdown), the pair runs on the calling thread.
+    ///
+    /// Forks and stolen forks are counted per worker ([`WorkerStats::forks`],
+    /// [`WorkerStats::forks_stolen`]).
+    ///
+    /// # Panics
+    ///
+    /// If `a` or `b` panics, the panic is re-raised in the caller once both are done (the
+    /// other may borrow what the caller's frame holds); `a`'s if both panicked. A panic in the
+    /// `Drop` of a closure's captures counts as that closure's panic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::Runtime;
+    ///
+    /// fn sum(rt: &Runtime, v: &[u64]) -> u64 {
+    ///     if v.len() <= 1024 {
+    ///         return v.iter().sum();
+    ///     }
+    ///     let (left, right) = v.split_at(v.len() / 2);
+    ///     let (a, b) = rt.join(|| sum(rt, left), || sum(rt, right));
+    ///     a + b
+    /// }
+    ///
+    /// let rt = Runtime::builder().workers(2).pin(false).build()?;
+    /// let v: Vec<u64> = (1..=100_000).collect();
+    /// assert_eq!(sum(&rt, &v), 5_000_050_000);
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    pub fn join<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send,
+    {
+        join::run(self, a, b)
     }
 
     /// Shuts down gracefully: no new admissions (submissions resolve

@@ -90,3 +90,33 @@ pub(crate) fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
     }
     true
 }
+
+/// How long a test body may take before it counts as hung (as in `hostile.rs`). Generous: it
+/// only catches hangs, never measures speed.
+pub(crate) const HANG: Duration = Duration::from_secs(if cfg!(miri) { 3_600 } else { 30 });
+
+/// Runs `body` on a thread of its own and returns what it returns; a panic in it is the
+/// test's panic; no answer within [`HANG`] fails the test with "hung" (the body's thread is
+/// left behind, blocked).
+pub(crate) fn watchdog<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let body_thread = std::thread::Builder::new()
+        .name("test body".into())
+        .stack_size(64 << 20)
+        .spawn(move || {
+            let out = body();
+            let _ = tx.send(out);
+        })
+        .expect("could not spawn the test body's thread");
+    match rx.recv_timeout(HANG) {
+        Ok(out) => {
+            let _ = body_thread.join();
+            out
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("hung: no answer within {HANG:?}"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => match body_thread.join() {
+            Err(payload) => std::panic::resume_unwind(payload),
+            Ok(()) => unreachable!("the body returned without answering"),
+        },
+    }
+}
