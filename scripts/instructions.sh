@@ -27,8 +27,8 @@ bin=target/release/examples/icount
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-FIB_SIZES=(16 20)
-TASK_SIZES=(10000 20000)
+FIB_SIZES=(18 24)
+TASK_SIZES=(20000 60000)
 
 # run MODE SIZE: runs one workload under callgrind; prints its forks or tasks, then one line
 # "thread instructions" per thread (thread 1 is the main thread).

@@ -24,6 +24,7 @@
 //! runtime model forks, and one more deque per look for work multiplies every runtime
 //! model's interleavings.
 
+use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::thread::Result as Outcome;
@@ -141,7 +142,9 @@ where
 {
     let engine = worker.engine();
     let me = &engine.workers[worker.index()];
-    let job = StackJob {
+    // Not dropped: every path below leaves both cells empty (the closure taken, the result
+    // taken or never written), so there is nothing to drop, and the compiler need not check.
+    let job = ManuallyDrop::new(StackJob {
         header: JobHeader {
             run: StackJob::<B, RB>::run_stolen,
         },
@@ -149,9 +152,9 @@ where
         owner: worker.index(),
         func: UnsafeCell::new(Some(b)),
         result: UnsafeCell::new(None),
-    };
+    });
     // From the whole job, so that a thief may reach every field through it.
-    let ptr = NonNull::from(&job).cast::<JobHeader>();
+    let ptr = NonNull::from(&*job).cast::<JobHeader>();
     // SAFETY: `worker` lives on its own thread (a `Worker` is never sent), the one owner of
     // its job deque.
     if unsafe { me.jobs.push(ptr) }.is_err() {

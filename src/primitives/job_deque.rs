@@ -133,7 +133,7 @@ impl<T> JobDeque<T> {
             return Err(job);
         }
         // ORDERING: Relaxed: published by the `bottom` store below.
-        self.slots[b & self.mask].store(job.as_ptr(), Ordering::Relaxed);
+        self.slot(b).store(job.as_ptr(), Ordering::Relaxed);
         // ORDERING: Release: the slot (and what the owner wrote before pushing) happens before
         // a thief's Acquire load of `bottom` that sees `b + 1` or any later value (every store
         // of `bottom` is a release).
@@ -167,7 +167,7 @@ impl<T> JobDeque<T> {
             return None;
         }
         // ORDERING: Relaxed: the owner wrote this slot itself.
-        let job = self.slots[b & self.mask].load(Ordering::Relaxed);
+        let job = self.slot(b).load(Ordering::Relaxed);
         if len > 0 {
             // More than one job: thieves stop at `top < b`, this one is the owner's.
             return NonNull::new(job);
@@ -205,7 +205,7 @@ impl<T> JobDeque<T> {
         }
         // ORDERING: Relaxed: published by the push (see above); if the owner reuses the slot
         // meanwhile, `top` has moved and the CAS below fails.
-        let job = self.slots[t & self.mask].load(Ordering::Relaxed);
+        let job = self.slot(t).load(Ordering::Relaxed);
         // ORDERING: SeqCst: one total order of claims with the owner's CAS for the last job.
         match self
             .top
@@ -218,6 +218,14 @@ impl<T> JobDeque<T> {
             },
             Err(_) => JobSteal::Retry,
         }
+    }
+
+    /// The slot of position `pos`.
+    #[inline]
+    fn slot(&self, pos: usize) -> &AtomicPtr<T> {
+        debug_assert_eq!(self.slots.len(), self.mask + 1);
+        // SAFETY: `slots` has `mask + 1` entries (`new`), so `pos & mask` is in bounds.
+        unsafe { self.slots.get_unchecked(pos & self.mask) }
     }
 
     /// How many jobs wait (approximate under concurrency).

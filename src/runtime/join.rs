@@ -40,18 +40,11 @@ where
     RA: Send,
     RB: Send,
 {
-    let mut pair = Some((a, b));
-    let forked = current::with_any_current(|worker| {
-        let (a, b) = take(&mut pair);
-        fork_join(worker, a, b)
-    });
-    match forked {
-        Some(results) => results,
-        None => {
-            let (a, b) = take(&mut pair);
-            run(super::global(), a, b)
-        }
-    }
+    current::with_any_current_or(
+        (a, b),
+        |worker, (a, b)| fork_join(worker, a, b),
+        |(a, b)| run(super::global(), a, b),
+    )
 }
 
 /// [`Runtime::join`].
@@ -63,18 +56,12 @@ where
     RA: Send,
     RB: Send,
 {
-    let mut pair = Some((a, b));
-    let forked = current::with_current(runtime.engine().id(), |worker| {
-        let (a, b) = take(&mut pair);
-        fork_join(worker, a, b)
-    });
-    match forked {
-        Some(results) => results,
-        None => {
-            let (a, b) = take(&mut pair);
-            run_on_a_worker(runtime, a, b)
-        }
-    }
+    current::with_current_or(
+        runtime.engine().id(),
+        (a, b),
+        |worker, (a, b)| fork_join(worker, a, b),
+        |(a, b)| run_on_a_worker(runtime, a, b),
+    )
 }
 
 /// The closures handed to a worker closure that runs once.
@@ -107,17 +94,14 @@ where
         // Its outcome comes back through `outcome`; the scope waits for it either way.
         let _detached = s.spawn(move || {
             let (a, b) = take(pair);
+            // A scoped task runs on a worker of its runtime; should it not, inline.
             *outcome = Some(catch_unwind(AssertUnwindSafe(|| {
-                let mut pair = Some((a, b));
-                let forked = current::with_current(id, |worker| {
-                    let (a, b) = take(&mut pair);
-                    fork_join(worker, a, b)
-                });
-                // A scoped task runs on a worker of its runtime; should it not, inline.
-                forked.unwrap_or_else(|| {
-                    let (a, b) = take(&mut pair);
-                    join_inline(a, b)
-                })
+                current::with_current_or(
+                    id,
+                    (a, b),
+                    |worker, (a, b)| fork_join(worker, a, b),
+                    |(a, b)| join_inline(a, b),
+                )
             })));
         });
     });
