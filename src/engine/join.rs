@@ -208,7 +208,23 @@ fn wait_for_latch(worker: &Worker, latch: &StackLatch) {
         return;
     }
     let wakes_us = latch.announce_wait();
+    // The thief still uses the job in this frame: unwinding out of it now would free the job
+    // under the thief. Every task and stolen job run while helping catches its own panics, so
+    // this only guards against a bug of the runtime, by aborting (as rayon-core does).
+    let guard = AbortOnUnwind;
     worker.help_until(|| latch.probe(), wakes_us);
+    std::mem::forget(guard);
+}
+
+/// Aborts the process if dropped: held across a region that must not unwind.
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    #[cold]
+    fn drop(&mut self) {
+        eprintln!("tokengate: a panic escaped while a stolen join job was running; aborting");
+        std::process::abort();
+    }
 }
 
 /// Both closures' outcomes, once both are done: the values, or the first panic re-raised (the

@@ -22,6 +22,7 @@ mod handle;
 mod join;
 mod prometheus;
 mod scope;
+mod slices;
 mod stats;
 
 use std::fmt;
