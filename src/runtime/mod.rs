@@ -292,6 +292,12 @@ impl Runtime {
     /// own runtime meanwhile), the pair runs on a worker of this runtime and the caller
     /// blocks. After [`shutdown`](Self::shutdown), the pair runs on the calling thread.
     ///
+    /// A forked `b` has no operation or weight of its own: it is part of the task (or the
+    /// call) that forked it, and any worker of the runtime may steal it, whatever the
+    /// [`Routing`](crate::Routing). A worker steals a fork only after its own queues, and
+    /// another worker's forks only after that worker's mailbox and deque; but a fork it took
+    /// runs to its end before the worker looks for work again.
+    ///
     /// Forks and stolen forks are counted per worker ([`WorkerStats::forks`],
     /// [`WorkerStats::forks_stolen`]).
     ///
