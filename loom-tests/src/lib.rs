@@ -65,7 +65,8 @@ impl Order {
 /// were explored and how long it took.
 ///
 /// The bound keeps a model within minutes on a small machine; `LOOM_MAX_PREEMPTIONS` in the
-/// environment overrides it (say to search deeper once, or shallower while iterating).
+/// environment overrides it (say to search deeper once, or shallower while iterating). The
+/// cap on one execution's atomic operations is raised to 10,000 (see the body).
 #[cfg(loom)]
 pub fn check<F>(preemption_bound: usize, model: F)
 where
@@ -77,6 +78,13 @@ where
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
         builder.preemption_bound = Some(preemption_bound);
+    }
+    // Loom's default cap on the atomic operations of one execution (1,000) is below what a
+    // two-worker runtime model takes: each look for work reads the mailboxes, the deque and
+    // the job deque of the other worker. A cap still catches a spin loop that never ends.
+    // `LOOM_MAX_BRANCHES` in the environment overrides it.
+    if std::env::var_os("LOOM_MAX_BRANCHES").is_none() {
+        builder.max_branches = builder.max_branches.max(10_000);
     }
     let bound = builder.preemption_bound;
     // A plain std counter: loom runs the executions one after another, and the count is not

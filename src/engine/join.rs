@@ -19,10 +19,8 @@
 //! than its capacity) makes the fork run `b` inline after `a`: nothing is ever allocated.
 //!
 //! The protocol (the deque, the latch, the result hand-over) is modelled in
-//! `loom-tests/tests/join.rs` over the public primitives. Under loom the runtime's workers
-//! do not look at the job deques (as they do not look at hand-offs, `dispatch.rs`): no
-//! runtime model forks, and one more deque per look for work multiplies every runtime
-//! model's interleavings.
+//! `loom-tests/tests/join.rs` over the public primitives, and through a two-worker runtime
+//! (the fork's wake-up, the owner's wait for a stolen job) in `runtime_join.rs`.
 
 use std::mem::ManuallyDrop;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -38,9 +36,6 @@ use crate::sync::{bump_exclusive, fence, Ordering, UnsafeCell};
 /// Slots in each worker's job deque: the nesting depth of joins that can be stolen; deeper
 /// joins run both closures inline on the forking worker.
 pub(crate) const JOB_DEQUE_CAPACITY: usize = if cfg!(loom) { 4 } else { 1024 };
-
-/// Whether workers look at job deques (see the module docs: not under loom).
-pub(crate) const JOBS_IN_WORKER_LOOP: bool = !cfg!(loom);
 
 /// The start of every [`StackJob`]: what a thief needs to run a job whose types it does not
 /// know. The job deque holds pointers to it.
@@ -269,7 +264,9 @@ impl Engine {
         // ORDERING: SeqCst fence between the push and reading `sleepers`, paired with the
         // fence of a worker going to sleep (`Sleeper::prepare_sleep`), which counts itself in
         // `sleepers` before its fence and looks at every job deque after it: either it sees
-        // the push, or we see it counted.
+        // the push, or we see it counted. (`loom-tests/tests/runtime_join.rs` deadlocks without
+        // it: its mutant build removes it.)
+        #[cfg(not(tokengate_mutant = "join_wake_fence"))]
         fence(Ordering::SeqCst);
         // ORDERING: Relaxed, ordered by the fence above.
         if self.sleepers.load(Ordering::Relaxed) != 0 {

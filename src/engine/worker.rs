@@ -194,11 +194,9 @@ impl Worker {
                 return Some(Work::Token(token));
             }
             // Then the oldest stack job it forked with `join` (any worker may run one).
-            if join::JOBS_IN_WORKER_LOOP {
-                if let JobSteal::Taken(job) = victim.jobs.steal() {
-                    bump_exclusive(&me.counters.forks_stolen, 1);
-                    return Some(Work::Stack(job));
-                }
+            if let JobSteal::Taken(job) = victim.jobs.steal() {
+                bump_exclusive(&me.counters.forks_stolen, 1);
+                return Some(Work::Stack(job));
             }
         }
         None
@@ -241,7 +239,7 @@ impl Worker {
         (1..n).any(|k| {
             let victim = &engine.workers[(self.index + k) % n];
             !victim.deque.is_empty()
-                || (join::JOBS_IN_WORKER_LOOP && !victim.jobs.is_empty())
+                || !victim.jobs.is_empty()
                 || Weight::ALL
                     .iter()
                     .any(|&w| engine.routes.may_run(self.index, w) && victim.mailbox.len(w) != 0)
