@@ -11,6 +11,7 @@
 //! | `serial` | `k` | `fib(k)` by plain recursion, leaves below `fib(3)`: the work, to subtract |
 //! | `join` | `k` | `fib(k)` with `tokengate::join` at every call from `fib(3)` up, in a task |
 //! | `handle` | `k` | the same with `submit` of one half and the handle's `join` |
+//! | `fifo` | `k` | the same with `spawn_fifo` (the worker's mailbox, not its deque) |
 //! | `rayon` | `k` | the same with `rayon::join` in `install` on a 1-thread pool |
 //! | `chili` | `k` | the same with `chili::Scope::join` on a 1-thread pool |
 //! | `submit` | `n` | `n` empty tasks from the main thread to a 1-worker runtime, handles dropped |
@@ -48,13 +49,20 @@ fn join(n: u32) -> u64 {
     a + b
 }
 
-fn handle(rt: &Arc<Runtime>, n: u32) -> u64 {
+/// `FIFO`: with `spawn_fifo` instead of `spawn` (a parameter of the type, so that each
+/// variant is the same code as a program using only it).
+fn handle<const FIFO: bool>(rt: &Arc<Runtime>, n: u32) -> u64 {
     if n < CUTOFF {
         return leaf(n);
     }
     let inner = rt.clone();
-    let b = rt.spawn(move || handle(&inner, n - 2));
-    let a = handle(rt, n - 1);
+    let half = move || handle::<FIFO>(&inner, n - 2);
+    let b = if FIFO {
+        rt.spawn_fifo(half)
+    } else {
+        rt.spawn(half)
+    };
+    let a = handle::<FIFO>(rt, n - 1);
     a + b.join().expect("a fib task ran")
 }
 
@@ -97,7 +105,7 @@ fn one_worker(capacity: usize) -> Arc<Runtime> {
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(mode), Some(size)) = (args.next(), args.next()) else {
-        eprintln!("usage: icount <serial|join|handle|rayon|chili|submit|channel> <size>");
+        eprintln!("usage: icount <serial|join|handle|fifo|rayon|chili|submit|channel> <size>");
         std::process::exit(2);
     };
     let size: u32 = size.parse().expect("size: a number");
@@ -115,10 +123,15 @@ fn main() {
         "handle" => {
             let rt = one_worker(1024);
             let inner = rt.clone();
-            assert_eq!(
-                rt.spawn(move || handle(&inner, size)).join(),
-                Ok(expected())
-            );
+            let root = rt.spawn(move || handle::<false>(&inner, size));
+            assert_eq!(root.join(), Ok(expected()));
+            forks(size)
+        }
+        "fifo" => {
+            let rt = one_worker(1024);
+            let inner = rt.clone();
+            let root = rt.spawn(move || handle::<true>(&inner, size));
+            assert_eq!(root.join(), Ok(expected()));
             forks(size)
         }
         "rayon" => {

@@ -212,6 +212,42 @@ impl Runtime {
         self.submit(&Operation::DEFAULT, func)
     }
 
+    /// [`spawn`](Self::spawn) in first-in, first-out order, as rayon's `spawn_fifo`: called
+    /// on a worker, the task queues behind the worker's earlier FIFO tasks instead of going
+    /// on top of its local deque (see [`Operation::fifo`]). Off the workers, the same as
+    /// `spawn`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let rt = Arc::new(tokengate::Runtime::builder().workers(1).pin(false).build()?);
+    /// let order = Arc::new(Mutex::new(Vec::new()));
+    /// let (r, o) = (rt.clone(), order.clone());
+    /// let handles = rt
+    ///     .spawn(move || {
+    ///         (0..3)
+    ///             .map(|i| {
+    ///                 let o = o.clone();
+    ///                 r.spawn_fifo(move || o.lock().unwrap().push(i))
+    ///             })
+    ///             .collect::<Vec<_>>()
+    ///     })
+    ///     .join()
+    ///     .unwrap();
+    /// handles.into_iter().for_each(|h| h.join().unwrap());
+    /// assert_eq!(*order.lock().unwrap(), [0, 1, 2]);
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    pub fn spawn_fifo<F, T>(&self, func: F) -> TaskHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit(&Operation::DEFAULT.fifo(), func)
+    }
+
     /// Submits without ever blocking: when every token is out or the runtime is shut down,
     /// the closure comes back in the error.
     ///
