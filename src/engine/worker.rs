@@ -15,6 +15,7 @@
 //! | where | on which thread | containment |
 //! | --- | --- | --- |
 //! | the closure's body (and the drops of its captures as it returns) | a worker, or a joiner running it inline, or a worker submitting into a dry ring | `catch_unwind` in `TaskSlot::run_then`: the handle resolves `Panicked` |
+//! | both halves of a `join` (and the drops of their captures) | the forking worker (the first half, and the second when popped back), a thief worker (the second, stolen), or the caller when the join cannot reach a worker | `catch_unwind` per half (`join.rs`); the first panic is re-raised in the caller once both halves are done, the other half's outcome dropped contained |
 //! | each attempt of a retried closure, and the drop of a failed attempt's payload | as above | `catch_unwind` per attempt (`retry.rs`); a payload that panics in drop ends the loop as a panic of the task |
 //! | the drop of a closure never run: `cancel`, `kill`, `kill_operation`, drain, expired deadline, blocked operation, `shutdown_now` | the caller of `cancel`, a worker, an admin caller | `TaskSlot::abandon` drops it under `contain::drop_contained` and publishes the outcome regardless |
 //! | the drop of a refused closure (`try_submit` hands it back; `submit` after shutdown drops it) | the submitter | the submitter's own code: its panic is the submitter's, as for any value it drops |
@@ -144,7 +145,7 @@ impl Worker {
     /// in its mailbox), then broadcast runs (after what was queued here before them), then
     /// tasks handed over without a token, then steal from neighbours i+1, i+2, …: their
     /// mailbox lanes in priority order (only lanes this worker may run), then the oldest of
-    /// their deque.
+    /// their deque, then the oldest stack job they forked with `join` (`join.rs`).
     #[inline]
     fn find_work(&self) -> Option<Work> {
         let engine = &*self.engine;
