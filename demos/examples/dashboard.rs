@@ -109,7 +109,7 @@ fn resize_medium(seed: u64) -> u64 {
 
 /// Counts primes by trial division, from two seed-dependent starts, for `HEAVY_COST` in all:
 /// the two halves are forked with `tokengate::join`, so an idle worker may take one (the
-/// dashboard's `forks` and `f.stole` columns).
+/// dashboard's `forks` and `fsteal` columns: stack jobs forked, and stolen from others).
 fn prime_heavy(seed: u64) -> u64 {
     let (a, b) = tokengate::join(
         || count_primes(1_000_000_007 + seed * 2, HEAVY_COST / 2),
@@ -496,8 +496,8 @@ fn render_workers(frame: &mut Frame, area: Rect, view: &View) {
     let dt = now.duration_since(then).as_secs_f64();
     let mut lines = vec![Line::from(Span::styled(
         format!(
-            "{:<22}{:>5} {:>9} {:>7} {:>6} {:>7} {:>7}",
-            "", "busy", "ran", "stole", "parks", "forks", "f.stole"
+            "{:<22}{:>5} {:>8} {:>6} {:>5} {:>6} {:>6}",
+            "", "busy", "ran", "stole", "parks", "forks", "fsteal"
         ),
         Style::new().add_modifier(Modifier::BOLD),
     ))];
@@ -511,7 +511,7 @@ fn render_workers(frame: &mut Frame, area: Rect, view: &View) {
             Span::raw(format!("w{:<2}", w.index)),
             Span::styled(bar(busy, 16), Style::new().fg(load_color(busy))),
             Span::raw(format!(
-                " {:>4.0}% {:>9} {:>7} {:>6} {:>7} {:>7}",
+                " {:>4.0}% {:>8} {:>6} {:>5} {:>6} {:>6}",
                 busy * 100.0,
                 w.tasks_run,
                 w.tasks_stolen,
