@@ -45,7 +45,7 @@
 //! | `TaskHandle` as a `Future` | works with `loom::future::block_on` |
 //! | [`Builder::pin`](crate::Builder::pin)`(true)` (the default) | a [`BuildError`](crate::BuildError) saying to use `.pin(false)`: loom has no cores |
 //! | [`Builder::metrics`](crate::Builder::metrics) | works, but the timings read the real clock and only cost branches: turn it off ([`model_runtime`] does) |
-//! | [`crate::global()`] and the `#[task_token_guard]` functions that use it | a panic in words: a process-wide runtime would outlive the model's execution, whose threads loom ends |
+//! | [`crate::global()`], the `#[task_token_guard]` functions that use it, and [`crate::join`] called off a worker (it joins on `global()`) | a panic in words: a process-wide runtime would outlive the model's execution, whose threads loom ends; `Runtime::join` and `tokengate::join` inside a task work |
 //! | [`Operation::deadline`](crate::Operation::deadline) | a panic in words at submission: a model has no clock, and a deadline read from the real one would make executions differ |
 //! | [`TaskHandle::wait_timeout`](crate::TaskHandle::wait_timeout) | `Duration::ZERO` (a poll) and `Duration::MAX` (a join) work; any other timeout panics in words, for the same reason |
 //!

@@ -223,6 +223,7 @@ pub struct Operation {
     concurrency_limit: Option<u32>,
     retries: u32,
     deadline: Option<Duration>,
+    fifo: bool,
 }
 
 impl Operation {
@@ -238,6 +239,7 @@ impl Operation {
             concurrency_limit: None,
             retries: 0,
             deadline: None,
+            fifo: false,
         }
     }
 
@@ -340,6 +342,50 @@ impl Operation {
         self
     }
 
+    /// The same operation in first-in, first-out order: its tasks submitted by a worker run
+    /// oldest first, as rayon's `spawn_fifo`.
+    ///
+    /// A task a worker submits normally goes to that worker's local deque, which it runs
+    /// newest first (the order that suits nested fork-join: a join finds its task on top). A
+    /// FIFO task goes to the worker's mailbox instead, whose lanes are first-in, first-out,
+    /// so a worker runs its own FIFO tasks of one weight in submission order (idle workers may
+    /// still take some, oldest first). Tasks submitted from outside the workers are FIFO per
+    /// lane either way. [`Runtime::spawn_fifo`](crate::Runtime::spawn_fifo) and
+    /// [`Scope::spawn_fifo`](crate::Scope::spawn_fifo) use it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use tokengate::{Operation, Runtime};
+    ///
+    /// const IN_ORDER: Operation = Operation::new("in_order").fifo();
+    ///
+    /// let rt = Arc::new(Runtime::builder().workers(1).pin(false).build()?);
+    /// let order = Arc::new(Mutex::new(Vec::new()));
+    /// let (r, o) = (rt.clone(), order.clone());
+    /// rt.spawn(move || {
+    ///     let handles: Vec<_> = (0..4)
+    ///         .map(|i| {
+    ///             let o = o.clone();
+    ///             r.submit(&IN_ORDER, move || o.lock().unwrap().push(i))
+    ///         })
+    ///         .collect();
+    ///     handles
+    /// })
+    /// .join()
+    /// .unwrap()
+    /// .into_iter()
+    /// .for_each(|h| h.join().unwrap());
+    /// assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3]);
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    #[must_use]
+    pub const fn fifo(mut self) -> Self {
+        self.fifo = true;
+        self
+    }
+
     /// The operation's name.
     pub const fn name(&self) -> &'static str {
         self.name
@@ -368,6 +414,11 @@ impl Operation {
     /// The start deadline, if any.
     pub const fn get_deadline(&self) -> Option<Duration> {
         self.deadline
+    }
+
+    /// Whether its tasks submitted by a worker run in submission order ([`fifo`](Self::fifo)).
+    pub const fn is_fifo(&self) -> bool {
+        self.fifo
     }
 }
 

@@ -174,3 +174,54 @@ fn a_scope_ends_after_a_worker_let_go_of_a_panicking_or_expired_closure() {
         drop(data);
     }
 }
+
+/// `join` on the stack, small enough for miri: forks popped back, a fork an idle worker must
+/// steal (the first half waits for it), closures that borrow the frame (read again when
+/// dropped), panics in either half, and a join from outside the workers.
+#[test]
+fn join_forks_steals_and_panics() {
+    common::quiet_planned_panics();
+    fn fib(rt: &Runtime, n: u32) -> u64 {
+        if n < 2 {
+            return u64::from(n);
+        }
+        let (a, b) = rt.join(|| fib(rt, n - 1), || fib(rt, n - 2));
+        a + b
+    }
+    let rt = Arc::new(common::runtime_with_capacity(2, 4));
+    let r = rt.clone();
+    let out = rt
+        .spawn(move || {
+            let data = vec![3u64; 4];
+            // Stolen: `a` yields until `b` ran, which only the other worker can do.
+            let ran = std::sync::atomic::AtomicBool::new(false);
+            let (_, held) = r.join(
+                || {
+                    while !ran.load(Ordering::Acquire) {
+                        std::thread::yield_now();
+                    }
+                },
+                || {
+                    ran.store(true, Ordering::Release);
+                    ReadsOnDrop(&data)
+                },
+            );
+            drop(held);
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                r.join(|| data.len(), || -> usize { panic!("planned panic in b") })
+            }));
+            assert!(caught.is_err());
+            fib(&r, if cfg!(miri) { 5 } else { 15 }) + data.iter().sum::<u64>()
+        })
+        .join();
+    assert_eq!(out, Ok(if cfg!(miri) { 5 } else { 610 } + 12));
+    assert_eq!(rt.join(|| 1, || 2), (1, 2));
+    assert!(
+        rt.stats()
+            .workers
+            .iter()
+            .map(|w| w.forks_stolen)
+            .sum::<u64>()
+            >= 1
+    );
+}

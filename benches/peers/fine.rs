@@ -31,9 +31,14 @@ pub(crate) const FIB_N: u32 = 34;
 /// each; with 20, 1,596 forks, several microseconds each ([`forks`] counts them).
 pub(crate) const FIB_CUTOFFS: [u32; 2] = [12, 20];
 
-/// F1's implementations: tokengate's nested submit + join, and the two peers built for
-/// fork-join.
-pub(crate) const FORK_JOIN_KINDS: [Kind; 3] = [Kind::Tokengate, Kind::RayonJoin, Kind::Chili];
+/// F1's implementations: tokengate's nested submit + join and its `join`, and the two peers
+/// built for fork-join.
+pub(crate) const FORK_JOIN_KINDS: [Kind; 4] = [
+    Kind::Tokengate,
+    Kind::TokengateJoin,
+    Kind::RayonJoin,
+    Kind::Chili,
+];
 /// F2's and F3's implementations: tokengate with its handles joined, submitted in one
 /// `submit_batch`, or dropped, beside rayon's `spawn` (the common way to hand rayon a task
 /// from outside) and the channel pool (the fastest peer of T1).
@@ -113,7 +118,7 @@ impl ForkJoin {
     /// A pool of `kind` (one of [`FORK_JOIN_KINDS`]) with `workers` threads.
     pub(crate) fn new(kind: Kind, workers: usize) -> Self {
         let inner = match kind {
-            Kind::Tokengate => {
+            Kind::Tokengate | Kind::TokengateJoin => {
                 ForkJoinInner::Tokengate(Arc::new(tokengate_runtime(workers, true, true)))
             }
             Kind::RayonJoin => ForkJoinInner::Rayon(
@@ -138,6 +143,10 @@ impl ForkJoin {
     /// `fib(n)`, forking at and above `cutoff`, entirely on the pool's threads.
     pub(crate) fn fib(&self, n: u32, cutoff: u32) -> u64 {
         match &self.inner {
+            ForkJoinInner::Tokengate(rt) if self.kind == Kind::TokengateJoin => rt
+                .spawn(move || tokengate_join_fib(n, cutoff))
+                .join()
+                .expect("the root task ran"),
             ForkJoinInner::Tokengate(rt) => {
                 let inner = rt.clone();
                 rt.spawn(move || tokengate_fib(&inner, n, cutoff))
@@ -158,6 +167,17 @@ fn tokengate_fib(rt: &Arc<Runtime>, n: u32, cutoff: u32) -> u64 {
     let left = rt.spawn(move || tokengate_fib(&inner, n - 1, cutoff));
     let right = tokengate_fib(rt, n - 2, cutoff);
     left.join().expect("a fib task ran") + right
+}
+
+fn tokengate_join_fib(n: u32, cutoff: u32) -> u64 {
+    if n < cutoff {
+        return serial_fib(n);
+    }
+    let (left, right) = tokengate::join(
+        || tokengate_join_fib(n - 1, cutoff),
+        || tokengate_join_fib(n - 2, cutoff),
+    );
+    left + right
 }
 
 fn rayon_fib(n: u32, cutoff: u32) -> u64 {

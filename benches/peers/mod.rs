@@ -94,6 +94,9 @@ pub(crate) enum Kind {
     /// as soon as the task is submitted (fire and forget) and wait on the countdown latch, as
     /// the peers without handles do; everything else as [`Kind::Tokengate`].
     TokengateDropped,
+    /// tokengate's `join` (fork-join on the stack): a peer of F1 only ([`fine::ForkJoin`]),
+    /// as [`Kind::Chili`].
+    TokengateJoin,
     /// A rayon pool, `ThreadPool::spawn` from outside.
     RayonSpawn,
     /// A rayon pool, `ThreadPool::scope`.
@@ -134,6 +137,7 @@ impl Kind {
             Kind::TokengateBatch => "tokengate_batch",
             Kind::TokengateNoMetrics => "tokengate_no_metrics",
             Kind::TokengateDropped => "tokengate_dropped",
+            Kind::TokengateJoin => "tokengate_join",
             Kind::RayonSpawn => "rayon_spawn",
             Kind::RayonScope => "rayon_scope",
             Kind::RayonJoin => "rayon_join",
@@ -153,6 +157,7 @@ impl Kind {
             Kind::TokengateBatch => "tg batch",
             Kind::TokengateNoMetrics => "tg no-metrics",
             Kind::TokengateDropped => "tg dropped",
+            Kind::TokengateJoin => "tg join",
             Kind::RayonSpawn => "rayon spawn",
             Kind::RayonScope => "rayon scope",
             Kind::RayonJoin => "rayon join",
@@ -173,6 +178,7 @@ impl Kind {
                 | Kind::TokengateBatch
                 | Kind::TokengateNoMetrics
                 | Kind::TokengateDropped
+                | Kind::TokengateJoin
         )
     }
 
@@ -185,14 +191,20 @@ impl Kind {
     /// splits the work on the workers: neither is T1's setting (tasks submitted one by one
     /// from a thread of the application).
     pub(crate) const fn submits_from_caller(self) -> bool {
-        !matches!(self, Kind::RayonScope | Kind::RayonJoin)
+        !matches!(
+            self,
+            Kind::RayonScope | Kind::RayonJoin | Kind::TokengateJoin
+        )
     }
 
     /// Whether the implementation has a queue that a task submitted from outside waits in
     /// ([`Pool::light_wait`] means something): rayon's scope and join run their tasks from
     /// inside the pool, and a thread per task has no queue.
     pub(crate) const fn has_queue(self) -> bool {
-        !matches!(self, Kind::RayonScope | Kind::RayonJoin | Kind::StdThread)
+        !matches!(
+            self,
+            Kind::RayonScope | Kind::RayonJoin | Kind::TokengateJoin | Kind::StdThread
+        )
     }
 }
 
@@ -218,7 +230,7 @@ impl Pool {
     ///
     /// # Panics
     ///
-    /// For [`Kind::Chili`], which is measured only by [`fine::ForkJoin`].
+    /// For [`Kind::Chili`] and [`Kind::TokengateJoin`], measured only by [`fine::ForkJoin`].
     pub(crate) fn new(kind: Kind, workers: usize) -> Self {
         let inner = match kind {
             Kind::Tokengate | Kind::TokengateBatch | Kind::TokengateDropped => {
@@ -242,7 +254,12 @@ impl Pool {
                     .build()
                     .expect("a tokio runtime builds"),
             ),
-            Kind::Chili => panic!("chili runs nested fork-join only: see fine::ForkJoin"),
+            Kind::Chili | Kind::TokengateJoin => {
+                panic!(
+                    "{} runs nested fork-join only: see fine::ForkJoin",
+                    kind.name()
+                )
+            }
         };
         Self {
             kind,

@@ -534,10 +534,12 @@ fn t7_skew(cfg: &Config, short_iters: u64) -> Vec<Option<f64>> {
 // ---------------------------------------------------------------------------------------
 // The fine-grained figures (F1–F4)
 
-/// The columns of the F table: plain tokengate (the one the targets judge), the variants
-/// measured in F2 and F3, then the peers (F1's fork-join ones first).
-const F_COLUMNS: [Kind; 7] = [
+/// The columns of the F table: plain tokengate (the one the targets judge; F1's with `join`
+/// in its own column), the variants measured in F1, F2 and F3, then the peers (F1's
+/// fork-join ones first).
+const F_COLUMNS: [Kind; 8] = [
     Kind::Tokengate,
+    Kind::TokengateJoin,
     Kind::TokengateBatch,
     Kind::TokengateDropped,
     Kind::RayonJoin,
@@ -842,12 +844,14 @@ fn fine_row(
 fn fine_rows(cfg: &Config, fine: &Fine) -> Vec<Row> {
     let mut rows = Vec::new();
     for (cutoff, speedups, _) in &fine.f1 {
-        let one = speedups[0][0];
+        // F1's target judges fork-join with `join` (the handles' figure is in its column).
+        let join_column = F_COLUMNS.iter().position(|&k| k == Kind::TokengateJoin);
+        let one = join_column.and_then(|i| speedups[0][i]);
         for (values, workers) in speedups.iter().zip(FINE_WORKERS) {
             let title = format!("fib({}) cut {cutoff}, {}", cfg.fib_n, workers_text(workers));
             let mut row = fine_row("F1", title, "× serial", true, 2, values);
             let rayon = row.value(Kind::RayonJoin);
-            let tg = row.tokengate();
+            let tg = row.value(Kind::TokengateJoin);
             row.target_line = rayon;
             if workers == 1 {
                 row.target = "≥ rayon join's".into();
@@ -941,7 +945,8 @@ fn print_fine_notes(cfg: &Config, fine: &Fine) {
         "  F1: fib({}) by nested fork-join: a call at or above the cut-off forks fib(n-1) and \
          computes fib(n-2) itself ({}).\n      Speedup = serial fib({}) on the main thread \
          (median of the same rounds) ÷ the pool's median. tokengate: the root submitted and \
-         joined\n      from the main thread, every fork a submit + join on the worker; rayon \
+         joined\n      from the main thread, every fork a submit + join on the worker (tg join: \
+         tokengate::join, which the target judges); rayon \
          join inside ThreadPool::install; chili's pool\n      counts the calling thread as \
          one of its threads (its scope runs on the caller).",
         cfg.fib_n,

@@ -107,11 +107,21 @@ fn resize_medium(seed: u64) -> u64 {
     checksum
 }
 
-/// Counts primes by trial division, from a seed-dependent start, for `HEAVY_COST`.
+/// Counts primes by trial division, from two seed-dependent starts, for `HEAVY_COST` in all:
+/// the two halves are forked with `tokengate::join`, so an idle worker may take one (the
+/// dashboard's `forks` and `fsteal` columns: stack jobs forked, and stolen from others).
 fn prime_heavy(seed: u64) -> u64 {
-    let mut n = 1_000_000_007 + seed * 2;
+    let (a, b) = tokengate::join(
+        || count_primes(1_000_000_007 + seed * 2, HEAVY_COST / 2),
+        || count_primes(2_000_000_011 + seed * 2, HEAVY_COST / 2),
+    );
+    a + b
+}
+
+/// Counts primes by trial division from `n` for `cost`.
+fn count_primes(mut n: u64, cost: Duration) -> u64 {
     let mut primes = 0;
-    for_at_least(HEAVY_COST, || {
+    for_at_least(cost, || {
         let is_prime = (3..)
             .step_by(2)
             .take_while(|d| d * d <= n)
@@ -486,8 +496,8 @@ fn render_workers(frame: &mut Frame, area: Rect, view: &View) {
     let dt = now.duration_since(then).as_secs_f64();
     let mut lines = vec![Line::from(Span::styled(
         format!(
-            "{:<22}{:>5} {:>9} {:>7} {:>6}",
-            "", "busy", "ran", "stole", "parks"
+            "{:<22}{:>5} {:>8} {:>6} {:>5} {:>6} {:>6}",
+            "", "busy", "ran", "stole", "parks", "forks", "fsteal"
         ),
         Style::new().add_modifier(Modifier::BOLD),
     ))];
@@ -501,11 +511,13 @@ fn render_workers(frame: &mut Frame, area: Rect, view: &View) {
             Span::raw(format!("w{:<2}", w.index)),
             Span::styled(bar(busy, 16), Style::new().fg(load_color(busy))),
             Span::raw(format!(
-                " {:>4.0}% {:>9} {:>7} {:>6}",
+                " {:>4.0}% {:>8} {:>6} {:>5} {:>6} {:>6}",
                 busy * 100.0,
                 w.tasks_run,
                 w.tasks_stolen,
-                w.parks
+                w.parks,
+                w.forks,
+                w.forks_stolen
             )),
         ]));
     }

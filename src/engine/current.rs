@@ -64,6 +64,35 @@ pub(crate) fn with_any_current<R>(f: impl FnOnce(&Worker) -> R) -> Option<R> {
     with_worker(|current| current.map(|(_, w)| f(w)))
 }
 
+/// Calls `on_worker` with the calling thread's worker (of whichever runtime) and `data`, or
+/// `elsewhere` with `data` if the thread is not a worker: `data` (closures to run, say) goes
+/// to whichever runs, without an `Option` to take it out of.
+#[inline]
+pub(crate) fn with_any_current_or<T, R>(
+    data: T,
+    on_worker: impl FnOnce(&Worker, T) -> R,
+    elsewhere: impl FnOnce(T) -> R,
+) -> R {
+    with_worker(|current| match current {
+        Some((_, w)) => on_worker(w, data),
+        None => elsewhere(data),
+    })
+}
+
+/// [`with_any_current_or`] for a worker of runtime `runtime` only.
+#[inline]
+pub(crate) fn with_current_or<T, R>(
+    runtime: usize,
+    data: T,
+    on_worker: impl FnOnce(&Worker, T) -> R,
+    elsewhere: impl FnOnce(T) -> R,
+) -> R {
+    with_worker(|current| match current {
+        Some((rt, w)) if rt == runtime => on_worker(w, data),
+        _ => elsewhere(data),
+    })
+}
+
 /// Calls `f` with the calling thread's worker if it is a worker of runtime `runtime`.
 #[inline]
 pub(crate) fn with_current<R>(runtime: usize, f: impl FnOnce(&Worker) -> R) -> Option<R> {

@@ -87,9 +87,9 @@ impl Engine {
     /// for sticky and broadcast tasks; else locality, then the least-loaded allowed worker.
     #[inline]
     pub(crate) fn dispatch(&self, token: Token) {
-        let (weight, broadcast_to, home) = self.tokens.held(&token).with_job(|job| {
+        let (weight, broadcast_to, home, fifo) = self.tokens.held(&token).with_job(|job| {
             let m = job.meta();
-            (m.weight, m.broadcast_to, m.home)
+            (m.weight, m.broadcast_to, m.home, m.fifo)
         });
         if let Some(target) = home {
             let queue = match broadcast_to {
@@ -103,8 +103,9 @@ impl Engine {
         }
         let target = match current::current_index(self.id()) {
             // Locality: a task submitted by a worker stays with it, if it may run it; on its
-            // deque if any worker may steal it, and it needs no lane priority.
-            Some(me) if weight != Weight::Light && self.routes.everyone(weight) => {
+            // deque if any worker may steal it, and it needs no lane priority and no FIFO
+            // order (the deque runs newest first; the mailbox's lanes, oldest first).
+            Some(me) if !fifo && weight != Weight::Light && self.routes.everyone(weight) => {
                 // SAFETY: the calling thread is worker `me`, its deque's one owner.
                 unsafe { self.workers[me].deque.push(token) };
                 self.wake_a_thief_if_one_sleeps(weight, me);

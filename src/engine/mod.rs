@@ -15,6 +15,7 @@
 //! | `reputation.rs` | attempts, failures, health and the auto-block rule |
 //! | `worker.rs` | the worker loop: find work, run it, record it, sleep |
 //! | `current.rs` | which worker of which runtime the calling thread is |
+//! | `join.rs` | fork-join on the stack: the stack job, its fork, its steal, its wait |
 //! | `retry.rs` | a closure run again while it panics |
 //! | `topology.rs` | the cores the process may run on |
 
@@ -22,6 +23,7 @@ pub(crate) mod admit;
 pub(crate) mod current;
 pub(crate) mod dispatch;
 pub(crate) mod hold;
+pub(crate) mod join;
 pub(crate) mod op_table;
 pub(crate) mod reputation;
 pub(crate) mod retry;
@@ -37,12 +39,15 @@ use std::fmt;
 use crate::metrics::clock::Clock;
 use crate::metrics::counters::{self, Stripe, WorkerCounters};
 use crate::metrics::history::WorkerHistory;
-use crate::primitives::{ArrayQueue, LocalDeque, Mailbox, Sleeper, Token, TokenRing, TokenState};
+use crate::primitives::{
+    ArrayQueue, JobDeque, LocalDeque, Mailbox, Sleeper, Token, TokenRing, TokenState,
+};
 use crate::sync::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use crate::task::{next_runtime_serial, Job};
 
 use dispatch::Handoffs;
 use hold::Holds;
+use join::JobHeader;
 use op_table::{OpEntry, OpTable};
 use route::Routes;
 use token_cache::TokenCaches;
@@ -67,6 +72,10 @@ pub(crate) struct WorkerShared {
     pub(crate) handoffs: Handoffs,
     pub(crate) counters: CachePadded<WorkerCounters>,
     pub(crate) history: WorkerHistory,
+    /// Stack jobs this worker forked with `join` (see `join.rs`): it pops the newest back,
+    /// idle workers of the runtime steal the oldest. Only this worker's thread pushes and
+    /// pops it.
+    pub(crate) jobs: JobDeque<JobHeader>,
 }
 
 /// Options fixed at build time.
@@ -138,6 +147,7 @@ impl Engine {
                         handoffs: Handoffs::default(),
                         counters: CachePadded::default(),
                         history: WorkerHistory::new(history_len),
+                        jobs: JobDeque::new(join::JOB_DEQUE_CAPACITY),
                     })
                 })
                 .collect(),

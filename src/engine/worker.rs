@@ -15,6 +15,7 @@
 //! | where | on which thread | containment |
 //! | --- | --- | --- |
 //! | the closure's body (and the drops of its captures as it returns) | a worker, or a joiner running it inline, or a worker submitting into a dry ring | `catch_unwind` in `TaskSlot::run_then`: the handle resolves `Panicked` |
+//! | both halves of a `join` (and the drops of their captures) | the forking worker (the first half, and the second when popped back), a thief worker (the second, stolen), or the caller when the join cannot reach a worker | `catch_unwind` per half (`join.rs`); the first panic is re-raised in the caller once both halves are done, the other half's outcome dropped contained |
 //! | each attempt of a retried closure, and the drop of a failed attempt's payload | as above | `catch_unwind` per attempt (`retry.rs`); a payload that panics in drop ends the loop as a panic of the task |
 //! | the drop of a closure never run: `cancel`, `kill`, `kill_operation`, drain, expired deadline, blocked operation, `shutdown_now` | the caller of `cancel`, a worker, an admin caller | `TaskSlot::abandon` drops it under `contain::drop_contained` and publishes the outcome regardless |
 //! | the drop of a refused closure (`try_submit` hands it back; `submit` after shutdown drops it) | the submitter | the submitter's own code: its panic is the submitter's, as for any value it drops |
@@ -34,8 +35,10 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
+use super::join::{self, JobHeader};
 use super::op_table::OpEntry;
 use super::{current, reputation, Engine};
 use crate::contain::drop_contained;
@@ -43,7 +46,7 @@ use crate::error::TaskError;
 use crate::metrics::counters::Stripe;
 use crate::metrics::history::RawRecord;
 use crate::operation::Weight;
-use crate::primitives::{LanePicker, NeverRan, Registration, Steal, Token, TokenState};
+use crate::primitives::{JobSteal, LanePicker, NeverRan, Registration, Steal, Token, TokenState};
 use crate::sync::{bump_exclusive, thread, Arc, Backoff, Ordering};
 use crate::task::{Job, JobRef, TaskMeta};
 
@@ -73,6 +76,12 @@ impl Worker {
     #[inline]
     pub(crate) fn index(&self) -> usize {
         self.index
+    }
+
+    /// The runtime this worker serves.
+    #[inline]
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     fn stripe(&self) -> Stripe {
@@ -136,7 +145,7 @@ impl Worker {
     /// in its mailbox), then broadcast runs (after what was queued here before them), then
     /// tasks handed over without a token, then steal from neighbours i+1, i+2, …: their
     /// mailbox lanes in priority order (only lanes this worker may run), then the oldest of
-    /// their deque.
+    /// their deque, then the oldest stack job they forked with `join` (`join.rs`).
     #[inline]
     fn find_work(&self) -> Option<Work> {
         let engine = &*self.engine;
@@ -185,6 +194,11 @@ impl Worker {
                 bump_exclusive(&me.counters.tasks_stolen, 1);
                 return Some(Work::Token(token));
             }
+            // Then the oldest stack job it forked with `join` (any worker may run one).
+            if let JobSteal::Taken(job) = victim.jobs.steal() {
+                bump_exclusive(&me.counters.forks_stolen, 1);
+                return Some(Work::Stack(job));
+            }
         }
         None
     }
@@ -198,6 +212,11 @@ impl Worker {
                 self.engine.workers[self.index].sleeper.set_busy(true);
                 self.run_tokenless(&*job);
                 drop_contained(job);
+            }
+            Work::Stack(job) => {
+                self.engine.workers[self.index].sleeper.set_busy(true);
+                // SAFETY: `find_work` stole it from a job deque of this runtime.
+                unsafe { join::run_stolen(job, self) };
             }
         }
     }
@@ -221,6 +240,7 @@ impl Worker {
         (1..n).any(|k| {
             let victim = &engine.workers[(self.index + k) % n];
             !victim.deque.is_empty()
+                || !victim.jobs.is_empty()
                 || Weight::ALL
                     .iter()
                     .any(|&w| engine.routes.may_run(self.index, w) && victim.mailbox.len(w) != 0)
@@ -625,6 +645,8 @@ enum Work {
     Token(Token),
     /// A task handed over without a token.
     Handoff(JobRef),
+    /// A stack job stolen from another worker's job deque (`join.rs`).
+    Stack(NonNull<JobHeader>),
 }
 
 impl fmt::Debug for Worker {

@@ -163,6 +163,10 @@ pub(crate) struct WorkerCounters {
     pub(crate) tasks_stolen: StatCounter,
     pub(crate) parks: StatCounter,
     pub(crate) busy_ns: StatCounter,
+    /// Stack jobs it forked with `join` (pushed on its job deque).
+    pub(crate) forks: StatCounter,
+    /// Stack jobs it stole from other workers' job deques.
+    pub(crate) forks_stolen: StatCounter,
 }
 
 #[cfg(test)]

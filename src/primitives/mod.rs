@@ -6,6 +6,8 @@
 //! | [`ArrayQueue`] | a bounded MPMC queue (Vyukov's, with stamps) | `queue.rs` |
 //! | [`TokenRing`], [`Token`] | the bounded pool of recycled tokens that admits tasks | `ring.rs` |
 //! | [`LocalDeque`], [`Steal`] | a worker's own tokens: LIFO for it, stolen oldest first (bounded Chase–Lev) | `deque.rs` |
+//! | [`JobDeque`], [`JobSteal`] | a worker's forked stack jobs (`join`), as pointers: LIFO for it, stolen oldest first (bounded Chase–Lev) | `join.rs` |
+//! | [`StackLatch`] | a stack job's latch: the thief sets it, the owner waits for it, parking only if the setter will wake it | `join.rs` |
 //! | [`Mailbox`], [`LanePicker`] | a worker's three weight lanes, taken without starvation | `mailbox.rs` |
 //! | [`TaskSlot`], [`Registration`], [`TokenState`], [`NeverRan`] | one task's closure, state word and outcome; the waiter and waker hand-over | `slot.rs`, `slot_future.rs` |
 //! | [`Sleeper`] | a worker's activity word and its park/wake protocol (`sleep.md`) | `sleep.rs` |
@@ -33,6 +35,8 @@
 //! these, never the other way round.
 
 mod deque;
+mod job_deque;
+mod latch;
 mod limiter;
 mod mailbox;
 mod queue;
@@ -43,6 +47,8 @@ mod state;
 mod wait_list;
 
 pub use deque::{LocalDeque, Steal};
+pub use job_deque::{JobDeque, JobSteal};
+pub use latch::StackLatch;
 pub use limiter::Limiter;
 pub use mailbox::{LanePicker, Mailbox, STARVATION_LIMIT};
 pub use queue::ArrayQueue;

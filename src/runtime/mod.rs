@@ -18,8 +18,10 @@ mod broadcast;
 mod builder;
 mod global;
 mod handle;
+mod join;
 mod prometheus;
 mod scope;
+mod slices;
 mod stats;
 
 use std::fmt;
@@ -33,6 +35,7 @@ pub use broadcast::BroadcastContext;
 pub use builder::Builder;
 pub use global::global;
 pub use handle::TaskHandle;
+pub use join::join;
 pub use scope::{Scope, ScopedHandle};
 pub use stats::{ExecutionRecord, Histogram, OperationStats, Stats, WorkerStats};
 
@@ -212,6 +215,42 @@ impl Runtime {
         self.submit(&Operation::DEFAULT, func)
     }
 
+    /// [`spawn`](Self::spawn) in first-in, first-out order, as rayon's `spawn_fifo`: called
+    /// on a worker, the task queues behind the worker's earlier FIFO tasks instead of going
+    /// on top of its local deque (see [`Operation::fifo`]). Off the workers, the same as
+    /// `spawn`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let rt = Arc::new(tokengate::Runtime::builder().workers(1).pin(false).build()?);
+    /// let order = Arc::new(Mutex::new(Vec::new()));
+    /// let (r, o) = (rt.clone(), order.clone());
+    /// let handles = rt
+    ///     .spawn(move || {
+    ///         (0..3)
+    ///             .map(|i| {
+    ///                 let o = o.clone();
+    ///                 r.spawn_fifo(move || o.lock().unwrap().push(i))
+    ///             })
+    ///             .collect::<Vec<_>>()
+    ///     })
+    ///     .join()
+    ///     .unwrap();
+    /// handles.into_iter().for_each(|h| h.join().unwrap());
+    /// assert_eq!(*order.lock().unwrap(), [0, 1, 2]);
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    pub fn spawn_fifo<F, T>(&self, func: F) -> TaskHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit(&Operation::DEFAULT.fifo(), func)
+    }
+
     /// Submits without ever blocking: when every token is out or the runtime is shut down,
     /// the closure comes back in the error.
     ///
@@ -276,6 +315,64 @@ impl Runtime {
         F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
     {
         scope::run(self, f)
+    }
+
+    /// Runs `a` and `b`, potentially in parallel, and returns both results, as `rayon::join`.
+    /// The closures may borrow from the caller's stack.
+    ///
+    /// Called on a worker of this runtime, `b` becomes a job in the caller's stack frame (no
+    /// allocation, no token) that idle workers of the runtime may steal, and `a` runs inline;
+    /// then `b` is popped back and run inline if nobody took it (the common case costs a few
+    /// stores), or the caller runs other work of the runtime until the thief has finished it.
+    /// Joins nest to any depth; beyond the depth a worker keeps stealable (1,024), both
+    /// closures run inline.
+    ///
+    /// Called from any other thread (or a worker of another runtime, which keeps serving its
+    /// own runtime meanwhile), the pair runs on a worker of this runtime and the caller
+    /// blocks. After [`shutdown`](Self::shutdown), the pair runs on the calling thread.
+    ///
+    /// A forked `b` has no operation or weight of its own: it is part of the task (or the
+    /// call) that forked it, and any worker of the runtime may steal it, whatever the
+    /// [`Routing`](crate::Routing). A worker steals a fork only after its own queues, and
+    /// another worker's forks only after that worker's mailbox and deque; but a fork it took
+    /// runs to its end before the worker looks for work again.
+    ///
+    /// Forks and stolen forks are counted per worker ([`WorkerStats::forks`],
+    /// [`WorkerStats::forks_stolen`]).
+    ///
+    /// # Panics
+    ///
+    /// If `a` or `b` panics, the panic is re-raised in the caller once both are done (the
+    /// other may borrow what the caller's frame holds); `a`'s if both panicked. A panic in the
+    /// `Drop` of a closure's captures counts as that closure's panic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::Runtime;
+    ///
+    /// fn sum(rt: &Runtime, v: &[u64]) -> u64 {
+    ///     if v.len() <= 1024 {
+    ///         return v.iter().sum();
+    ///     }
+    ///     let (left, right) = v.split_at(v.len() / 2);
+    ///     let (a, b) = rt.join(|| sum(rt, left), || sum(rt, right));
+    ///     a + b
+    /// }
+    ///
+    /// let rt = Runtime::builder().workers(2).pin(false).build()?;
+    /// let v: Vec<u64> = (1..=100_000).collect();
+    /// assert_eq!(sum(&rt, &v), 5_000_050_000);
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    pub fn join<A, B, RA, RB>(&self, a: A, b: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA + Send,
+        B: FnOnce() -> RB + Send,
+        RA: Send,
+        RB: Send,
+    {
+        join::run(self, a, b)
     }
 
     /// Shuts down gracefully: no new admissions (submissions resolve

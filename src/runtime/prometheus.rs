@@ -67,6 +67,8 @@ impl Stats {
     /// | `tokengate_worker_tasks_total` | counter | `worker` | [`WorkerStats::tasks_run`] |
     /// | `tokengate_worker_steals_total` | counter | `worker` | [`WorkerStats::tasks_stolen`] |
     /// | `tokengate_worker_parks_total` | counter | `worker` | [`WorkerStats::parks`] |
+    /// | `tokengate_worker_forks_total` | counter | `worker` | [`WorkerStats::forks`] |
+    /// | `tokengate_worker_fork_steals_total` | counter | `worker` | [`WorkerStats::forks_stolen`] |
     /// | `tokengate_tokens_in_use` | gauge | | [`Stats::tokens_in_use`] |
     /// | `tokengate_tokens_capacity` | gauge | | [`Stats::capacity`] |
     /// | `tokengate_tasks_held` | gauge | | [`Stats::held`] (held by a pause) |
@@ -121,6 +123,8 @@ impl Stats {
     /// [`WorkerStats::tasks_run`]: crate::WorkerStats::tasks_run
     /// [`WorkerStats::tasks_stolen`]: crate::WorkerStats::tasks_stolen
     /// [`WorkerStats::parks`]: crate::WorkerStats::parks
+    /// [`WorkerStats::forks`]: crate::WorkerStats::forks
+    /// [`WorkerStats::forks_stolen`]: crate::WorkerStats::forks_stolen
     ///
     /// # Examples
     ///
@@ -306,7 +310,7 @@ impl Stats {
         }
 
         type Count = fn(&WorkerStats) -> u64;
-        let counters: [(&str, &str, Count); 3] = [
+        let counters: [(&str, &str, Count); 5] = [
             (
                 "tokengate_worker_tasks_total",
                 "Tasks a worker ran (stolen and run-inline tasks included).",
@@ -321,6 +325,16 @@ impl Stats {
                 "tokengate_worker_parks_total",
                 "Times a worker parked for lack of work.",
                 |w| w.parks,
+            ),
+            (
+                "tokengate_worker_forks_total",
+                "Stack jobs a worker forked with join.",
+                |w| w.forks,
+            ),
+            (
+                "tokengate_worker_fork_steals_total",
+                "Stack jobs a worker stole from other workers' forks.",
+                |w| w.forks_stolen,
             ),
         ];
         for (name, help, count) in counters {

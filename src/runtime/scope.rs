@@ -112,6 +112,38 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         self.submit(&Operation::DEFAULT, func)
     }
 
+    /// [`spawn`](Self::spawn) in first-in, first-out order, as rayon's `Scope::spawn_fifo`
+    /// (see [`Operation::fifo`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    ///
+    /// let rt = tokengate::Runtime::builder().workers(1).pin(false).build()?;
+    /// let order = Mutex::new(Vec::new());
+    /// // Spawned from the worker (a scope inside a task), FIFO tasks run in spawn order.
+    /// rt.scope(|outer| {
+    ///     let _ = outer.spawn(|| {
+    ///         rt.scope(|s| {
+    ///             for i in 0..3 {
+    ///                 let order = &order;
+    ///                 let _ = s.spawn_fifo(move || order.lock().unwrap().push(i));
+    ///             }
+    ///         })
+    ///     });
+    /// });
+    /// assert_eq!(*order.lock().unwrap(), [0, 1, 2]);
+    /// # Ok::<(), tokengate::BuildError>(())
+    /// ```
+    pub fn spawn_fifo<F, T>(&'scope self, func: F) -> ScopedHandle<'scope, T>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        self.submit(&Operation::DEFAULT.fifo(), func)
+    }
+
     fn wait_all(&self) {
         wait_for_group(self.runtime.engine(), &self.group);
     }

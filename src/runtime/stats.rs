@@ -192,6 +192,10 @@ pub struct WorkerStats {
     pub tasks_stolen: u64,
     /// Times it parked (slept) for lack of work.
     pub parks: u64,
+    /// Stack jobs it forked with [`join`](crate::Runtime::join) (whoever ran them).
+    pub forks: u64,
+    /// Stack jobs it stole from other workers' forks and ran.
+    pub forks_stolen: u64,
     /// Time spent running tasks, credited when each task ends; a task run inside another (a
     /// join running it inline, or running other tasks while it waits) counts as part of the
     /// outer one, once.
@@ -396,6 +400,8 @@ fn stats(engine: &Engine) -> Stats {
                 tasks_run: read(&w.counters.tasks_run),
                 tasks_stolen: read(&w.counters.tasks_stolen),
                 parks: read(&w.counters.parks),
+                forks: read(&w.counters.forks),
+                forks_stolen: read(&w.counters.forks_stolen),
                 busy,
                 idle: uptime.saturating_sub(busy),
                 lane_depth: Weight::ALL.map(|l| w.mailbox.len(l)),

@@ -73,6 +73,9 @@ pub(crate) struct TaskMeta {
     pub(crate) task_type: Option<TypeId>,
     /// Submitted by a worker of its runtime.
     pub(crate) from_worker: bool,
+    /// Its operation is [`fifo`](Operation::fifo): a worker that submits it queues it in
+    /// its mailbox, not its local deque.
+    pub(crate) fifo: bool,
     /// Asked to stop: a kill or cancel that came while it was running, so a retry loop stops
     /// between attempts.
     pub(crate) stop: AtomicBool,
@@ -107,6 +110,7 @@ impl TaskMeta {
             limited: op.get_concurrency_limit().is_some(),
             task_type,
             from_worker: false,
+            fifo: op.is_fifo(),
             stop: AtomicBool::new(false),
         }
     }

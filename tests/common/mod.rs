@@ -127,6 +127,9 @@ pub(crate) fn watchdog<T: Send + 'static>(body: impl FnOnce(&Steps) -> T + Send 
     let name = thread::current().name().unwrap_or("hostile").to_string();
     let body_thread = thread::Builder::new()
         .name(format!("{name} (body)"))
+        // Room for bodies that nest deeply on their own thread (10,000-deep joins run inline
+        // there when no worker is involved).
+        .stack_size(64 << 20)
         .spawn(move || {
             let out = body(&s);
             let _ = tx.send(out);
