@@ -362,3 +362,45 @@ fn shutdown_while_forks_are_in_flight() {
         }
     });
 }
+
+/// The path the panic tests rarely take: `b` stolen and running on the other worker when `a`
+/// panics. The owner must wait for the thief before it unwinds out of the frame holding `b`'s
+/// job; the caller then gets `a`'s panic, with `b` finished.
+#[test]
+fn a_panic_in_a_while_b_runs_on_a_thief_waits_for_b() {
+    common::quiet_planned_panics();
+    watchdog(|_| {
+        let rt = Arc::new(common::runtime(2));
+        let r = Arc::clone(&rt);
+        let (message, b_done) = rt
+            .spawn(move || {
+                let started = AtomicBool::new(false);
+                let b_done = AtomicBool::new(false);
+                let caught = catch_unwind(AssertUnwindSafe(|| {
+                    r.join(
+                        || -> u8 {
+                            let t = Instant::now();
+                            while !started.load(SeqCst) && t.elapsed() < Duration::from_secs(10) {
+                                std::thread::yield_now();
+                            }
+                            assert!(started.load(SeqCst), "b was never stolen");
+                            panic!("planned: a fails while b runs")
+                        },
+                        || {
+                            started.store(true, SeqCst);
+                            std::thread::sleep(Duration::from_millis(50));
+                            b_done.store(true, SeqCst);
+                        },
+                    )
+                }));
+                let message = caught
+                    .err()
+                    .and_then(|p| p.downcast_ref::<&str>().map(|s| s.to_string()));
+                (message, b_done.load(SeqCst))
+            })
+            .join()
+            .unwrap();
+        assert_eq!(message.as_deref(), Some("planned: a fails while b runs"));
+        assert!(b_done, "b finished before the panic left the join");
+    });
+}

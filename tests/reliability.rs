@@ -187,13 +187,13 @@ fn a_plain_task_joining_the_later_of_two_sticky_tasks_keeps_their_order() {
 }
 
 /// The same from a sticky task of the same key (before the fix: inline, out of order, and the
-/// documented exception) and from `wait_timeout`.
+/// documented exception).
 #[test]
 fn a_sticky_task_joining_later_tasks_of_its_own_key_keeps_their_order() {
     watchdog(|steps| {
         let rt = ManuallyDrop::new(runtime(1, 64));
         let r = Arc::clone(&rt);
-        steps.at("a task of key 7 joins C, then B, then waits for A with a timeout");
+        steps.at("a task of key 7 joins C, then B, then A");
         let order = rt.submit(&KEYED.sticky(7), move || {
             let log = Arc::new(Mutex::new(Vec::new()));
             let push = |name: &'static str| {
@@ -205,11 +205,54 @@ fn a_sticky_task_joining_later_tasks_of_its_own_key_keeps_their_order() {
             let c = r.submit(&KEYED.sticky(7), push("C"));
             c.join().unwrap();
             b.join().unwrap();
-            assert!(a.wait_timeout(PROMPTLY));
+            a.join().unwrap();
             let order = log.lock().unwrap().clone();
             order
         });
         assert_eq!(order.join(), Ok(vec!["A", "B", "C"]));
+        drop_runtime(steps, rt);
+    });
+}
+
+/// `wait_timeout` of a later task of its own key, on the home worker: only this worker may run
+/// it, so the wait must help (before the fix it slept the whole timeout and said `false`).
+#[test]
+fn wait_timeout_of_a_sticky_task_on_its_home_worker_helps_until_it_ran() {
+    watchdog(|steps| {
+        let rt = ManuallyDrop::new(runtime(1, 64));
+        let r = Arc::clone(&rt);
+        steps.at("a task of key 7 waits with a timeout for the next task of key 7");
+        let h = rt.submit(&KEYED.sticky(7), move || {
+            let b = r.submit(&KEYED.sticky(7), || 5);
+            (b.wait_timeout(PROMPTLY), b.join())
+        });
+        assert_eq!(h.join(), Ok((true, Ok(5))));
+        drop_runtime(steps, rt);
+    });
+}
+
+/// Capacity 2: A (key 7) holds one token, B (key 7) the other and queues; C (key 7) meets a
+/// dry ring on its home worker. Before the fix C ran in place at once, ahead of B.
+#[test]
+fn a_sticky_task_submitted_into_a_dry_ring_on_its_home_runs_after_the_earlier_ones() {
+    watchdog(|steps| {
+        let rt = ManuallyDrop::new(runtime(1, 2));
+        let r = Arc::clone(&rt);
+        steps.at("B queued, C into a dry ring, both of key 7, on their home worker");
+        let order = rt.submit(&KEYED.sticky(7), move || {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let push = |name: &'static str| {
+                let log = Arc::clone(&log);
+                move || log.lock().unwrap().push(name)
+            };
+            let b = r.submit(&KEYED.sticky(7), push("B"));
+            let c = r.submit(&KEYED.sticky(7), push("C"));
+            b.join().unwrap();
+            c.join().unwrap();
+            let order = log.lock().unwrap().clone();
+            order
+        });
+        assert_eq!(order.join(), Ok(vec!["B", "C"]));
         drop_runtime(steps, rt);
     });
 }
@@ -271,6 +314,39 @@ fn draining_an_operation_from_a_worker_of_another_runtime_keeps_serving_it() {
         });
         assert_eq!(h.join(), Ok(Ok(Ok(7))));
         drop_runtime(steps, b);
+        drop_runtime(steps, a);
+    });
+}
+
+/// B is busy; task 1 on A shuts B down, and while it waits it helps A, which runs task 2, which
+/// shuts B down too, nested on the same thread. Before the fix the outer call held the lock of
+/// B's threads across its wait, and the nested call waited for that lock for ever.
+#[test]
+fn a_shutdown_nested_in_the_help_of_a_shutdown_of_the_same_runtime_returns() {
+    watchdog(|steps| {
+        let a = ManuallyDrop::new(runtime(1, 64));
+        let b = runtime(1, 64);
+        let (busy_tx, busy) = mpsc::channel();
+        let _busy = b.spawn(move || {
+            busy_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        });
+        busy.recv_timeout(PROMPTLY).unwrap();
+        let (go_tx, go) = mpsc::channel::<()>();
+        let b1 = Arc::clone(&b);
+        steps.at("two tasks of A shut B down, the second nested in the first's wait");
+        let first = a.spawn(move || {
+            go.recv().unwrap();
+            b1.shutdown();
+        });
+        let b2 = Arc::clone(&b);
+        let second = a.spawn(move || b2.shutdown());
+        go_tx.send(()).unwrap();
+        assert_eq!(first.join(), Ok(()));
+        assert_eq!(second.join(), Ok(()));
+        assert!(b.is_shut_down());
+        steps.at("a plain thread's shutdown of B after both");
+        b.shutdown();
         drop_runtime(steps, a);
     });
 }
@@ -361,6 +437,63 @@ fn a_paused_operation_receiving_tasks_never_takes_the_tokens_of_the_others() {
         }
         assert_eq!(ran.load(SeqCst), 16);
         drop_runtime(steps, rt);
+    });
+}
+
+/// `submit_batch` of a paused operation (and under the global pause) past `max_held`: each
+/// task claims its hold slot like a single submission, waiting for one. Before the fix the
+/// tasks past the bound were dispatched and ran during the pause.
+#[test]
+fn submit_batch_never_runs_tasks_of_a_paused_operation() {
+    watchdog(|steps| {
+        const PAUSED: Operation = Operation::new("paused");
+        for global in [false, true] {
+            steps.at(if global {
+                "a batch of 4 under the global pause, max_held(2)"
+            } else {
+                "a batch of 4 of a paused operation, max_held(2)"
+            });
+            let rt = ManuallyDrop::new(Arc::new(
+                Runtime::builder()
+                    .workers(1)
+                    .pin(false)
+                    .capacity(8)
+                    .max_held(2)
+                    .build()
+                    .unwrap(),
+            ));
+            if global {
+                rt.pause();
+            } else {
+                rt.pause_operation("paused");
+            }
+            let ran = Arc::new(AtomicUsize::new(0));
+            let (r, count) = (Arc::clone(&rt), Arc::clone(&ran));
+            let submitter = std::thread::spawn(move || {
+                r.submit_batch(
+                    &PAUSED,
+                    (0..4).map(move |_| {
+                        let c = Arc::clone(&count);
+                        move || {
+                            c.fetch_add(1, SeqCst);
+                        }
+                    }),
+                )
+            });
+            assert!(common::eventually(PROMPTLY, || rt.stats().held == 2));
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(ran.load(SeqCst), 0, "nothing ran during the pause");
+            if global {
+                rt.resume();
+            } else {
+                rt.resume_operation("paused");
+            }
+            for h in submitter.join().unwrap() {
+                assert_eq!(h.join(), Ok(()));
+            }
+            assert_eq!(ran.load(SeqCst), 4);
+            drop_runtime(steps, rt);
+        }
     });
 }
 

@@ -330,8 +330,14 @@ impl Engine {
             if op.get_concurrency_limit().is_some() {
                 entry.limiter_for(op);
             }
-            if fixed_route || self.is_closed() || entry.is_blocked() {
+            if fixed_route
+                || self.is_closed()
+                || entry.is_blocked()
+                || self.is_paused()
+                || entry.is_paused()
+            {
                 // Sticky: each key has its own worker. Refused: `admit` refuses and counts.
+                // Paused: each submission claims its hold slot, waiting for one if it must.
                 pending.drain(..).for_each(|f| one_by_one(f, out));
                 continue;
             }
@@ -375,8 +381,8 @@ impl Engine {
                 }));
             }
             if self.is_paused() || entry.is_paused() {
-                // Held if hold slots are free, else dispatched (admitted before the pause:
-                // see `hold.rs`); a batch does not wait for slots.
+                // The pause began after the check above: these count as admitted before it,
+                // held if hold slots are free, else dispatched (see `hold.rs`).
                 tokens.drain(..).for_each(|t| self.hold(t, None));
             } else {
                 self.spread(op.get_weight(), &mut tokens);
@@ -468,7 +474,7 @@ impl Engine {
 
     /// Runs `func` without a token on behalf of the calling worker (see
     /// [`admit_dry`](Self::admit_dry)): in place, or on its home worker, which it is handed
-    /// to; returns once it has run (or was resolved without running: killed, timed out). A
+    /// to (a sticky task even when its home is this worker); returns once it has run (or was resolved without running: killed, timed out). A
     /// limiter given holds a permit for it, released here.
     ///
     /// # Safety
@@ -498,7 +504,10 @@ impl Engine {
         let (outcome, job) = unsafe { task::erase(Task::new(meta, func)) };
         let me = current::current_index(self.id());
         match placement.home {
-            Some(home) if Some(home) != me => {
+            // Another worker's task, or a sticky task even if homed here: its home takes it
+            // from its hand-offs after the sticky tasks queued before it (key order), and
+            // this worker helps meanwhile, which is how it runs here if it is the home.
+            Some(home) if Some(home) != me || placement.broadcast_to.is_none() => {
                 self.workers[home].handoffs.push(job.clone());
                 self.workers[home].sleeper.wake();
                 current::with_current(self.id(), |w| w.wait_helping(&*job));

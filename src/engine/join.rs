@@ -162,32 +162,29 @@ where
     bump_exclusive(&me.counters.forks, 1);
     engine.wake_a_job_thief_if_one_sleeps(worker.index());
     let ra = catch_unwind(AssertUnwindSafe(a));
-    let rb = loop {
-        // SAFETY: as for the push: this thread owns the deque.
-        match unsafe { me.jobs.pop() } {
-            // Nobody stole it (the common case): it is ours again, run it here.
-            Some(popped) if popped == ptr => {
-                // SAFETY: popped back: this frame is the job's one taker.
-                let b = unsafe { job.take_func() };
-                break catch_unwind(AssertUnwindSafe(b));
-            }
-            // A job pushed after ours and left there (every join pops its own, so this does
-            // not happen; if it did, running it here is what a thief would do).
-            Some(other) => {
-                // SAFETY: popped: this thread is that job's one taker.
-                unsafe { run_stolen(other, worker) };
-            }
-            // Stolen: everything pushed before it was stolen first, and everything after it
-            // popped by its own join.
-            None => {
-                wait_for_latch(worker, &job.latch);
-                // SAFETY: the latch is set: the thief wrote the result before setting it (the
-                // latch's Acquire makes it visible) and touches the job no more.
-                let outcome = job.result.with_mut(|r| unsafe { (*r).take() });
-                match outcome {
-                    Some(outcome) => break outcome,
-                    None => unreachable!("a set latch follows a written result"),
-                }
+    // SAFETY: as for the push: this thread owns the deque.
+    let rb = match unsafe { me.jobs.pop() } {
+        // Nobody stole it (the common case): it is ours again, run it here.
+        Some(popped) if popped == ptr => {
+            // SAFETY: popped back: this frame is the job's one taker.
+            let b = unsafe { job.take_func() };
+            catch_unwind(AssertUnwindSafe(b))
+        }
+        // A job pushed after ours and left there. It cannot happen: every fork nested in `a`
+        // popped its own job back or waited for its thief before its frame returned. Were it
+        // to happen, that job's frame would be gone: running it would use freed memory, and
+        // so would leaving it to a thief. Stop the process instead.
+        Some(_) => job_deque_corrupted(),
+        // Stolen: everything pushed before it was stolen first, and everything after it
+        // popped by its own join.
+        None => {
+            wait_for_latch(worker, &job.latch);
+            // SAFETY: the latch is set: the thief wrote the result before setting it (the
+            // latch's Acquire makes it visible) and touches the job no more.
+            let outcome = job.result.with_mut(|r| unsafe { (*r).take() });
+            match outcome {
+                Some(outcome) => outcome,
+                None => unreachable!("a set latch follows a written result"),
             }
         }
     };
@@ -209,6 +206,15 @@ fn wait_for_latch(worker: &Worker, latch: &StackLatch) {
     let guard = AbortOnUnwind;
     worker.help_until(|| latch.probe(), wakes_us);
     std::mem::forget(guard);
+}
+
+/// A job deque holding a job of a frame that returned: a bug of the runtime that no safe
+/// continuation exists for.
+#[cold]
+#[inline(never)]
+fn job_deque_corrupted() -> ! {
+    eprintln!("tokengate: a join found a stack job of a frame that returned; aborting");
+    std::process::abort()
 }
 
 /// Aborts the process if dropped: held across a region that must not unwind.

@@ -93,7 +93,9 @@ impl StackLatch {
     /// setter will report the wait (so the owner may park, to be woken), `false` if the latch
     /// is set already (nothing to wait for).
     ///
-    /// Call it from the owner only, at most once per latch.
+    /// Call it from the owner only, at most once per latch. A second call breaks that contract:
+    /// it is no undefined behaviour, but its answer is unspecified (it may say "set" while the
+    /// latch is not), so an owner must not rely on it.
     #[inline]
     pub fn announce_wait(&self) -> bool {
         // ORDERING: Release on success pairs with the acquire half of the setter's swap, so

@@ -6,8 +6,8 @@
 //! | [`ArrayQueue`] | a bounded MPMC queue (Vyukov's, with stamps) | `queue.rs` |
 //! | [`TokenRing`], [`Token`] | the bounded pool of recycled tokens that admits tasks | `ring.rs` |
 //! | [`LocalDeque`], [`Steal`] | a worker's own tokens: LIFO for it, stolen oldest first (bounded Chase–Lev) | `deque.rs` |
-//! | [`JobDeque`], [`JobSteal`] | a worker's forked stack jobs (`join`), as pointers: LIFO for it, stolen oldest first (bounded Chase–Lev) | `join.rs` |
-//! | [`StackLatch`] | a stack job's latch: the thief sets it, the owner waits for it, parking only if the setter will wake it | `join.rs` |
+//! | [`JobDeque`], [`JobSteal`] | a worker's forked stack jobs (`join`), as pointers: LIFO for it, stolen oldest first (bounded Chase–Lev) | `join.rs` (`job_deque.rs` here) |
+//! | [`StackLatch`] | a stack job's latch: the thief sets it, the owner waits for it, parking only if the setter will wake it | `join.rs` (`latch.rs` here) |
 //! | [`Mailbox`], [`LanePicker`] | a worker's three weight lanes, taken without starvation | `mailbox.rs` |
 //! | [`TaskSlot`], [`Registration`], [`TokenState`], [`NeverRan`] | one task's closure, state word and outcome; the waiter and waker hand-over | `slot.rs`, `slot_future.rs` |
 //! | [`Sleeper`] | a worker's activity word and its park/wake protocol (`sleep.md`) | `sleep.rs` |

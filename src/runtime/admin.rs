@@ -20,7 +20,10 @@ impl Runtime {
     /// Running and already queued tasks go on. Nothing is lost: a shutdown releases what is
     /// held (graceful: it runs; `shutdown_now`: it is killed). Pauses hold at most
     /// [`Builder::max_held`](crate::Builder::max_held) tasks (default: half the capacity);
-    /// past that, submissions wait before admission (`try_submit` returns `Full`).
+    /// past that, submissions wait before admission (`try_submit` returns `Full`) until a
+    /// resume from another thread. With a tiny capacity that bound is small (0 at capacity 1):
+    /// a thread that pauses, then submits, then resumes, blocks in its submit; raise
+    /// `max_held` (up to the capacity) or use `try_submit` there.
     ///
     /// # Examples
     ///

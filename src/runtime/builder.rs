@@ -1,7 +1,7 @@
 //! [`Builder`]: a runtime's settings, checked and resolved ([`Plan`]) before its workers
 //! start.
 
-use super::Runtime;
+use super::{Runtime, WorkerThreads};
 use crate::engine::route::{Routes, Routing};
 use crate::engine::topology;
 use crate::engine::worker::Worker;
@@ -9,7 +9,7 @@ use crate::engine::{Engine, Settings};
 use crate::error::BuildError;
 use crate::operation::Weight;
 use crate::primitives::TokenRing;
-use crate::sync::{thread, Arc, Mutex};
+use crate::sync::{thread, Arc};
 
 /// Settings for a [`Runtime`]; see [`Runtime::builder`].
 ///
@@ -296,7 +296,7 @@ impl Builder {
                 Err(e) => {
                     let runtime = Runtime {
                         engine,
-                        threads: Mutex::new(threads),
+                        threads: WorkerThreads::new(threads),
                     };
                     runtime.shutdown();
                     return Err(BuildError::new(format!(
@@ -307,7 +307,7 @@ impl Builder {
         }
         Ok(Runtime {
             engine,
-            threads: Mutex::new(threads),
+            threads: WorkerThreads::new(threads),
         })
     }
 
@@ -398,7 +398,9 @@ impl Builder {
             None => capacity / 2,
             Some(n) if n > capacity => {
                 return Err(BuildError::new(format!(
-                    "max_held({n}) is above the capacity {capacity}: pauses can hold at most                      every token; use .max_held({}) or less (default: half the capacity, so                      that a paused operation never stops the others)",
+                    "max_held({n}) is above the capacity {capacity}: pauses can hold at most \
+                     every token; use .max_held({}) or less (default: half the capacity, so \
+                     that a paused operation never stops the others)",
                     capacity
                 )))
             }

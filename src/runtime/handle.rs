@@ -156,8 +156,11 @@ impl<T> TaskHandle<T> {
     }
 
     /// Waits at most `timeout` for the task to finish; returns whether it did. A worker of the
-    /// task's runtime runs the task inline if it has not started. A timeout too large to add
-    /// to the current time (such as `Duration::MAX`) waits as long as it takes.
+    /// task's runtime runs the task inline if it has not started (a sticky task excepted: it
+    /// runs after the earlier tasks of its key). On a worker, of any runtime, the wait keeps
+    /// serving that worker's runtime, so it may end later than `timeout` by the rest of a task
+    /// it was running meanwhile. A timeout too large to add to the current time (such as
+    /// `Duration::MAX`) waits as long as it takes.
     ///
     /// Built with `--cfg loom` (a model, see `docs/loom.md`), only `Duration::ZERO` (a poll)
     /// and `Duration::MAX` (a join) are accepted; any other timeout panics in words: a model
@@ -201,6 +204,16 @@ impl<T> TaskHandle<T> {
             }
             return true;
         };
+        // On a worker (of any runtime), keep serving it meanwhile: the task may wait behind
+        // work only this worker runs (a sticky task homed here, after the earlier ones of its
+        // key). The wait then ends at the first look after the deadline, or after the helped
+        // task that runs across it.
+        let helped = current::with_any_current(|w| {
+            w.help_until(|| job.is_ready() || Instant::now() >= deadline, false);
+        });
+        if helped.is_some() {
+            return job.is_ready();
+        }
         loop {
             let now = Instant::now();
             if now >= deadline {

@@ -29,7 +29,7 @@ use std::fmt;
 use crate::engine::{current, retry, Engine};
 use crate::error::{BuildError, TaskError, TrySubmitError};
 use crate::operation::Operation;
-use crate::sync::{thread, Arc, Mutex};
+use crate::sync::{thread, Arc, AtomicBool, Mutex, Ordering};
 
 pub use broadcast::BroadcastContext;
 pub use builder::Builder;
@@ -59,7 +59,47 @@ pub use stats::{ExecutionRecord, Histogram, OperationStats, Stats, WorkerStats};
 /// ```
 pub struct Runtime {
     engine: Arc<Engine>,
-    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+    threads: WorkerThreads,
+}
+
+/// A runtime's worker threads, and which call of `shutdown` joins them.
+///
+/// One call takes the handles (under the lock, held only for that) and finishes the shutdown;
+/// every other call waits until every admitted task has finished and, unless it runs nested
+/// inside the finishing call's own wait (a task run by that call's thread while it helps, on a
+/// worker of another runtime), until the threads are joined. The lock is never held across a
+/// wait: a call nested that way would otherwise wait for itself.
+struct WorkerThreads {
+    /// The handles until the finishing call takes them; then that call's thread.
+    state: Mutex<(Vec<thread::JoinHandle<()>>, Option<thread::ThreadId>)>,
+    /// Every worker thread was joined.
+    joined: AtomicBool,
+}
+
+impl WorkerThreads {
+    fn new(threads: Vec<thread::JoinHandle<()>>) -> Self {
+        Self {
+            state: Mutex::new((threads, None)),
+            joined: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes the handles, if no call took them before, recording the calling thread as the
+    /// one that finishes; also returns that thread.
+    fn take(&self) -> (Vec<thread::JoinHandle<()>>, Option<thread::ThreadId>) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let taken = std::mem::take(&mut state.0);
+        if !taken.is_empty() {
+            state.1 = Some(thread::current().id());
+        }
+        (taken, state.1)
+    }
+
+    fn is_joined(&self) -> bool {
+        // ORDERING: Acquire pairs with the Release store in `Runtime::close`: the joins
+        // happen before a waiter returns.
+        self.joined.load(Ordering::Acquire)
+    }
 }
 
 impl Runtime {
@@ -104,8 +144,9 @@ impl Runtime {
     /// Called from a worker of this runtime when every token is out, it does not wait for a
     /// token (every token may be held by tasks nested on the workers' stacks): it runs the
     /// task without one and returns a finished handle. The task runs in place, unless it
-    /// must run on another worker (sticky, broadcast: it is handed to that worker, and this
-    /// one helps with other work until it has run) or its operation's concurrency limit has
+    /// must run on another worker (a broadcast run for another worker, or a sticky task: it is
+    /// handed to its home worker, this one included, which runs it after the earlier tasks of
+    /// its key; this worker helps with other work until it has run) or its operation's concurrency limit has
     /// no free permit (this worker helps until one is free or a token comes home). Such a
     /// task still honours kills, blocks and its deadline, but not a pause (it is not held).
     /// A worker of *another* runtime waiting for a token here keeps serving its own.
@@ -397,9 +438,24 @@ impl Runtime {
         if current::is_worker_of(self.engine.id()) {
             return;
         }
-        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        let (threads, finisher) = self.threads.take();
         if !threads.is_empty() {
-            finish(&self.engine, threads.drain(..));
+            finish(&self.engine, threads);
+            // ORDERING: Release pairs with the Acquire in `WorkerThreads::is_joined`.
+            self.threads.joined.store(true, Ordering::Release);
+            // Calls waiting in the ring's wait list for the joins.
+            self.engine.ring.wake_all_waiters();
+            return;
+        }
+        // Another call finishes the shutdown (or did). Wait as it does, for every task...
+        self.engine.wait_all_tokens_home();
+        if finisher == Some(thread::current().id()) {
+            return; // ...nested in that call's wait: it cannot go on before this returns
+        }
+        // ...then for the joins.
+        let joined = || self.threads.is_joined();
+        if current::with_any_current(|w| w.help_until(joined, false)).is_none() {
+            self.engine.ring.wait_for(|| joined().then_some(()));
         }
     }
 
@@ -419,7 +475,7 @@ impl Drop for Runtime {
         // worker cannot wait for its own token.
         self.engine.close(false);
         let engine = self.engine.clone();
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let (threads, _) = self.threads.take();
         let _ = thread::Builder::new()
             .name("tokengate-shutdown".into())
             .spawn(move || finish(&engine, threads));
