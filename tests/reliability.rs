@@ -160,6 +160,22 @@ fn a_recursive_tree_of_sticky_tasks_of_different_keys_completes() {
 
 // ---- point 3: sticky order under a plain joiner ------------------------------------------------
 
+/// The order in which tasks ran: each task made by [`push`](OrderLog::push) adds its name.
+#[derive(Clone, Default)]
+struct OrderLog(Arc<Mutex<Vec<&'static str>>>);
+
+impl OrderLog {
+    /// A task that adds `name` to the log.
+    fn push(&self, name: &'static str) -> impl FnOnce() + Send + 'static {
+        let log = Arc::clone(&self.0);
+        move || log.lock().unwrap().push(name)
+    }
+
+    fn order(&self) -> Vec<&'static str> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
 /// On one worker, inside a plain task: A then B of key 7 are submitted, B is joined first.
 /// Before the fix the join ran B inline ahead of A (`["B", "A"]`).
 #[test]
@@ -169,17 +185,12 @@ fn a_plain_task_joining_the_later_of_two_sticky_tasks_keeps_their_order() {
         let r = Arc::clone(&rt);
         steps.at("a plain task joins B before A");
         let order = rt.spawn(move || {
-            let log = Arc::new(Mutex::new(Vec::new()));
-            let push = |name: &'static str| {
-                let log = Arc::clone(&log);
-                move || log.lock().unwrap().push(name)
-            };
-            let a = r.submit(&KEYED.sticky(7), push("A"));
-            let b = r.submit(&KEYED.sticky(7), push("B"));
+            let log = OrderLog::default();
+            let a = r.submit(&KEYED.sticky(7), log.push("A"));
+            let b = r.submit(&KEYED.sticky(7), log.push("B"));
             b.join().unwrap();
             a.join().unwrap();
-            let order = log.lock().unwrap().clone();
-            order
+            log.order()
         });
         assert_eq!(order.join(), Ok(vec!["A", "B"]));
         drop_runtime(steps, rt);
@@ -195,19 +206,14 @@ fn a_sticky_task_joining_later_tasks_of_its_own_key_keeps_their_order() {
         let r = Arc::clone(&rt);
         steps.at("a task of key 7 joins C, then B, then A");
         let order = rt.submit(&KEYED.sticky(7), move || {
-            let log = Arc::new(Mutex::new(Vec::new()));
-            let push = |name: &'static str| {
-                let log = Arc::clone(&log);
-                move || log.lock().unwrap().push(name)
-            };
-            let a = r.submit(&KEYED.sticky(7), push("A"));
-            let b = r.submit(&KEYED.sticky(7), push("B"));
-            let c = r.submit(&KEYED.sticky(7), push("C"));
+            let log = OrderLog::default();
+            let a = r.submit(&KEYED.sticky(7), log.push("A"));
+            let b = r.submit(&KEYED.sticky(7), log.push("B"));
+            let c = r.submit(&KEYED.sticky(7), log.push("C"));
             c.join().unwrap();
             b.join().unwrap();
             a.join().unwrap();
-            let order = log.lock().unwrap().clone();
-            order
+            log.order()
         });
         assert_eq!(order.join(), Ok(vec!["A", "B", "C"]));
         drop_runtime(steps, rt);
@@ -240,17 +246,12 @@ fn a_sticky_task_submitted_into_a_dry_ring_on_its_home_runs_after_the_earlier_on
         let r = Arc::clone(&rt);
         steps.at("B queued, C into a dry ring, both of key 7, on their home worker");
         let order = rt.submit(&KEYED.sticky(7), move || {
-            let log = Arc::new(Mutex::new(Vec::new()));
-            let push = |name: &'static str| {
-                let log = Arc::clone(&log);
-                move || log.lock().unwrap().push(name)
-            };
-            let b = r.submit(&KEYED.sticky(7), push("B"));
-            let c = r.submit(&KEYED.sticky(7), push("C"));
+            let log = OrderLog::default();
+            let b = r.submit(&KEYED.sticky(7), log.push("B"));
+            let c = r.submit(&KEYED.sticky(7), log.push("C"));
             b.join().unwrap();
             c.join().unwrap();
-            let order = log.lock().unwrap().clone();
-            order
+            log.order()
         });
         assert_eq!(order.join(), Ok(vec!["B", "C"]));
         drop_runtime(steps, rt);
