@@ -21,15 +21,21 @@ thread_local! {
     static CURRENT: Current = Cell::new(None);
 }
 
-/// Marks the calling thread as `worker` of the runtime `runtime` until [`leave`]. Called by
-/// [`Worker::run`] with the worker it owns, which outlives the mark.
-pub(super) fn enter(runtime: usize, worker: &Worker) {
-    CURRENT.with(|c| c.set(Some((runtime, worker as *const Worker))));
-}
-
-/// Clears the mark of [`enter`]; called before the worker is dropped.
-pub(super) fn leave() {
-    CURRENT.with(|c| c.set(None));
+/// Runs `worker`'s loop on the calling thread (a worker thread of its runtime, from spawn to
+/// exit), the thread marked as that worker meanwhile. The mark is set after the worker is
+/// in place and cleared before it is dropped, so it never points to a worker that is gone.
+pub(crate) fn run_worker(worker: Worker) {
+    let runtime = worker.engine().id();
+    CURRENT.with(|c| c.set(Some((runtime, &worker as *const Worker))));
+    /// Clears the mark even if the loop unwinds (it catches user panics; this is for a bug).
+    struct Unmark;
+    impl Drop for Unmark {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.set(None));
+        }
+    }
+    let _unmark = Unmark;
+    worker.serve();
 }
 
 /// Calls `f` with the calling thread's worker and its runtime's id, if it is a worker.
@@ -37,8 +43,8 @@ pub(super) fn leave() {
 fn with_worker<R>(f: impl FnOnce(Option<(usize, &Worker)>) -> R) -> R {
     let current = CURRENT.with(|c| c.get());
     // SAFETY: `CURRENT` holds a pointer only while the `Worker` it points to is alive on this
-    // very thread: `Worker::run` owns the worker for the thread's whole life and marks it
-    // (`enter`) after it starts and unmarks it (`leave`) before it returns. The reference
+    // very thread: `run_worker` owns the worker for the loop's whole life, marks the thread
+    // after it has it and unmarks it (even when unwinding) before dropping it. The reference
     // does not outlive `f`.
     f(current.map(|(runtime, w)| (runtime, unsafe { &*w })))
 }

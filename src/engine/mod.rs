@@ -15,7 +15,8 @@
 //! | `reputation.rs` | attempts, failures, health and the auto-block rule |
 //! | `worker.rs` | the worker loop: find work, run it, record it, sleep |
 //! | `current.rs` | which worker of which runtime the calling thread is |
-//! | `join.rs` | fork-join on the stack: the stack job, its fork, its steal, its wait |
+//! | `stack_job.rs` | a job on the stack: `join`'s second closure, and how a thief runs it |
+//! | `join.rs` | fork-join on the stack: the fork, the pop back, the wait for a thief |
 //! | `retry.rs` | a closure run again while it panics |
 //! | `topology.rs` | the cores the process may run on |
 
@@ -28,6 +29,7 @@ pub(crate) mod op_table;
 pub(crate) mod reputation;
 pub(crate) mod retry;
 pub(crate) mod route;
+pub(crate) mod stack_job;
 pub(crate) mod token_cache;
 pub(crate) mod tokens;
 pub(crate) mod topology;
@@ -47,9 +49,9 @@ use crate::task::{next_runtime_serial, Job};
 
 use dispatch::Handoffs;
 use hold::Holds;
-use join::JobHeader;
 use op_table::{OpEntry, OpTable};
 use route::Routes;
+use stack_job::JobHeader;
 use token_cache::TokenCaches;
 use tokens::TokenTable;
 
@@ -147,7 +149,7 @@ impl Engine {
                         handoffs: Handoffs::default(),
                         counters: CachePadded::default(),
                         history: WorkerHistory::new(history_len),
-                        jobs: JobDeque::new(join::JOB_DEQUE_CAPACITY),
+                        jobs: JobDeque::new(stack_job::JOB_DEQUE_CAPACITY),
                     })
                 })
                 .collect(),

@@ -38,9 +38,9 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use super::join::{self, JobHeader};
 use super::op_table::OpEntry;
-use super::{current, reputation, Engine};
+use super::stack_job::{self, JobHeader};
+use super::{reputation, Engine};
 use crate::contain::drop_contained;
 use crate::error::TaskError;
 use crate::metrics::counters::Stripe;
@@ -119,10 +119,11 @@ impl Worker {
         unsafe { self.engine.workers[self.index].deque.push(token) }
     }
 
-    /// The thread's main loop; returns when the runtime stops.
-    pub(crate) fn run(self) {
-        let me = &self;
-        current::enter(me.engine.id(), me);
+    /// The thread's main loop; returns when the runtime stops. Called by `run_worker` of
+    /// `current.rs`, which marks the thread as this worker meanwhile (this module does not
+    /// import that one: the loop needs no answer to "which worker am I").
+    pub(crate) fn serve(&self) {
+        let me = self;
         me.engine.workers[me.index]
             .sleeper
             .register_current_thread();
@@ -136,7 +137,6 @@ impl Worker {
             }
             me.idle(|| me.engine.should_stop(), None);
         }
-        current::leave();
     }
 
     /// The next work to run: the own sticky queue and mailbox (alternating, so neither
@@ -216,7 +216,7 @@ impl Worker {
             Work::Stack(job) => {
                 self.engine.workers[self.index].sleeper.set_busy(true);
                 // SAFETY: `find_work` stole it from a job deque of this runtime.
-                unsafe { join::run_stolen(job, self) };
+                unsafe { stack_job::run_stolen(job, &self.engine) };
             }
         }
     }

@@ -3,8 +3,8 @@
 
 use super::{Runtime, WorkerThreads};
 use crate::engine::route::{Routes, Routing};
-use crate::engine::topology;
 use crate::engine::worker::Worker;
+use crate::engine::{current, topology};
 use crate::engine::{Engine, Settings};
 use crate::error::BuildError;
 use crate::operation::Weight;
@@ -289,7 +289,7 @@ impl Builder {
                     if let Some(core) = core {
                         topology::pin_current_thread(core);
                     }
-                    Worker::new(worker_engine, index).run();
+                    current::run_worker(Worker::new(worker_engine, index));
                 });
             match spawned {
                 Ok(handle) => threads.push(handle),
