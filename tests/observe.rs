@@ -15,7 +15,12 @@ use common::runtime;
 fn counters_match_a_known_workload() {
     common::quiet_planned_panics();
     const HASH: Operation = Operation::new("hash").weight(Weight::Light);
-    let rt = runtime(2);
+    let rt = Runtime::builder()
+        .workers(2)
+        .pin(false)
+        .sample_timings(1)
+        .build()
+        .unwrap();
     let handles: Vec<_> = (0..1000)
         .map(|i| {
             rt.submit(&HASH, move || {
@@ -125,6 +130,51 @@ fn metrics_off_keeps_counters_but_no_timings() {
     assert!(rt.recent(10).is_empty());
 }
 
+/// By default a worker times one run in 16: the counts stay exact, the histograms and the
+/// history hold the sample (on one worker, exactly every 16th run).
+#[test]
+fn timings_sample_one_run_in_sixteen_by_default_and_counts_stay_exact() {
+    const TICK: Operation = Operation::new("tick");
+    let rt = Runtime::builder()
+        .workers(1)
+        .pin(false)
+        .history(1000)
+        .build()
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..1600 {
+        let h = rt.submit(&TICK, || ());
+        ids.push(h.id());
+        h.join().unwrap();
+    }
+    let stats = rt.stats();
+    let op = stats.operation("tick").unwrap();
+    assert_eq!((op.submitted, op.completed), (1600, 1600));
+    assert_eq!(stats.tasks_run(), 1600);
+    assert_eq!((op.run_time.count(), op.queue_wait.count()), (100, 100));
+    let recent: Vec<_> = rt.recent(1000).iter().map(|r| r.id).collect();
+    let every_16th: Vec<_> = ids.iter().skip(15).step_by(16).rev().copied().collect();
+    assert_eq!(recent, every_16th);
+}
+
+#[test]
+fn sample_timings_must_be_a_power_of_two_up_to_65536() {
+    for bad in [0, 3, 1 << 17] {
+        let err = Runtime::builder().sample_timings(bad).build().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("sample_timings({bad}) must be a power of two")),
+            "{err}"
+        );
+    }
+    let rt = Runtime::builder()
+        .workers(1)
+        .pin(false)
+        .sample_timings(1 << 16)
+        .build();
+    assert!(rt.is_ok());
+}
+
 #[test]
 fn history_keeps_the_last_records_newest_first() {
     common::quiet_planned_panics();
@@ -133,6 +183,7 @@ fn history_keeps_the_last_records_newest_first() {
         .workers(2)
         .pin(false)
         .history(16)
+        .sample_timings(1)
         .build()
         .unwrap();
     let mut ids = Vec::new();

@@ -87,6 +87,9 @@ pub(crate) struct Settings {
     pub(crate) workers: usize,
     /// Record timings: queue wait, run time, busy time, history.
     pub(crate) timings: bool,
+    /// Each worker times one run in `sample_mask + 1` (a power of two): see
+    /// `Builder::sample_timings`.
+    pub(crate) sample_mask: u32,
     pub(crate) history_len: usize,
     pub(crate) auto_block: bool,
     /// The most tokens pauses may hold at once (see `hold.rs`).

@@ -43,7 +43,7 @@ use super::stack_job::{self, JobHeader};
 use super::{reputation, Engine};
 use crate::contain::drop_contained;
 use crate::error::TaskError;
-use crate::metrics::counters::Stripe;
+use crate::metrics::counters::{OpCounters, Stripe};
 use crate::metrics::history::RawRecord;
 use crate::operation::Weight;
 use crate::primitives::{JobSteal, LanePicker, NeverRan, Registration, Steal, Token, TokenState};
@@ -59,6 +59,11 @@ pub(crate) struct Worker {
     sticky_first: Cell<bool>,
     /// The task running on this thread (innermost, for retries), valid while it runs.
     running: Cell<Option<*const TaskMeta>>,
+    /// Counts this worker's runs, to time one in [`Settings::sample_every`](super::Settings).
+    sample_tick: Cell<u32>,
+    /// When the current busy period began on the runtime's clock, 0 while idle or with
+    /// timings off (mirrored in `WorkerCounters::busy_since` for `stats()`).
+    busy_since: Cell<u64>,
 }
 
 impl Worker {
@@ -69,6 +74,8 @@ impl Worker {
             picker: Cell::new(LanePicker::default()),
             sticky_first: Cell::new(false),
             running: Cell::new(None),
+            sample_tick: Cell::new(0),
+            busy_since: Cell::new(0),
         }
     }
 
@@ -209,12 +216,12 @@ impl Worker {
         match work {
             Work::Token(token) => self.execute(token),
             Work::Handoff(job) => {
-                self.engine.workers[self.index].sleeper.set_busy(true);
+                self.mark_busy();
                 self.run_tokenless(&*job);
                 drop_contained(job);
             }
             Work::Stack(job) => {
-                self.engine.workers[self.index].sleeper.set_busy(true);
+                self.mark_busy();
                 // SAFETY: `find_work` stole it from a job deque of this runtime.
                 unsafe { stack_job::run_stolen(job, &self.engine) };
             }
@@ -253,7 +260,7 @@ impl Worker {
     #[inline]
     fn execute(&self, token: Token) {
         let engine = &*self.engine;
-        engine.workers[self.index].sleeper.set_busy(true);
+        self.mark_busy();
         let held = engine.tokens.held(&token);
         let job = held.take_job();
         let meta = job.meta();
@@ -405,38 +412,76 @@ impl Worker {
         if meta.home.is_some_and(|w| w != self.index) {
             return false; // another worker's broadcast run or sticky task: only it may run it
         }
-        let timings = engine.settings.timings;
-        let start = if timings { engine.clock.now_ns() } else { 0 };
+        let start = if self.sample_this_run() {
+            engine.clock.now_ns()
+        } else {
+            0
+        };
         let outer = self.running.replace(Some(meta as *const TaskMeta));
         // Counters and history are written before the outcome is published, so a snapshot
         // taken after a join includes the joined task.
-        let outermost = outer.is_none();
         let ran = job.run_then(&mut |state| {
-            self.record_run(meta, entry, state, start, outermost);
+            self.record_run(meta, entry, state, start);
             on_end();
         });
         self.running.set(outer);
         ran
     }
 
-    /// Records a task of `entry` that ran here: `state` is how it ended, `start` when it
-    /// started, `outermost` whether it ran inside no other task on this thread.
-    ///
-    /// Only an outermost run adds to the worker's busy time: a task run inside another (a
-    /// join running it inline, or helping while it waits) is part of that task's run time,
-    /// and counting both would make a fork-join worker busier than the clock (utilization
-    /// above 1).
-    fn record_run(
-        &self,
-        meta: &TaskMeta,
-        entry: &OpEntry,
-        state: TokenState,
-        start: u64,
-        outermost: bool,
-    ) {
+    /// Whether the run about to start is one this worker times (one in
+    /// [`Builder::sample_timings`](crate::Builder::sample_timings), if timings are on): its run
+    /// time and queue wait go into the histograms, and it into the history. Every run is
+    /// counted all the same.
+    #[inline]
+    fn sample_this_run(&self) -> bool {
+        let tick = self.sample_tick.get().wrapping_add(1);
+        self.sample_tick.set(tick);
+        self.engine.settings.timings && tick & self.engine.settings.sample_mask == 0
+    }
+
+    /// This worker runs something from now on (a task, a stolen job, or the task that waited
+    /// in a join, once it goes on): a busy period begins if none has. Only the period's two
+    /// ends read the clock, so a worker busy with a stream of tasks reads it for none of them.
+    #[inline]
+    fn mark_busy(&self) {
+        self.engine.workers[self.index].sleeper.set_busy(true);
+        if self.busy_since.get() == 0 && self.engine.settings.timings {
+            self.begin_busy_period();
+        }
+    }
+
+    #[cold]
+    fn begin_busy_period(&self) {
+        // At least 1: 0 means no period.
+        let now = self.engine.clock.now_ns().max(1);
+        self.busy_since.set(now);
+        let counters = &self.engine.workers[self.index].counters;
+        // ORDERING: Relaxed: a statistic, written by this worker only.
+        counters.busy_since.store(now, Ordering::Relaxed);
+    }
+
+    /// This worker has nothing to run (it goes idle, or naps while a join waits): the busy
+    /// period, if any, ends and is added to its busy time. Tasks run nested inside others
+    /// (a join running one inline, or helping) fall inside their outer task's period, so
+    /// the busy time never exceeds the wall time.
+    #[inline]
+    fn mark_idle(&self) {
+        self.engine.workers[self.index].sleeper.set_busy(false);
+        let since = self.busy_since.replace(0);
+        if since != 0 {
+            let counters = &self.engine.workers[self.index].counters;
+            // ORDERING: Relaxed: a statistic, written by this worker only (see `stats()` for
+            // what a reader racing with this sees).
+            counters.busy_since.store(0, Ordering::Relaxed);
+            let now = self.engine.clock.now_ns();
+            bump_exclusive(&counters.busy_ns, now.saturating_sub(since));
+        }
+    }
+
+    /// Records a task of `entry` that ran here: `state` is how it ended; `start`, when it
+    /// started if this run is timed (see [`sample_this_run`](Self::sample_this_run)), else 0.
+    fn record_run(&self, meta: &TaskMeta, entry: &OpEntry, state: TokenState, start: u64) {
         let engine = &*self.engine;
-        let timings = engine.settings.timings;
-        let end = if timings { engine.clock.now_ns() } else { 0 };
         let stripe = self.stripe();
         let me = &engine.workers[self.index];
         bump_exclusive(&me.counters.tasks_run, 1);
@@ -447,23 +492,30 @@ impl Worker {
             stripe.add(&c.failed, 1);
             self.check_auto_block(entry);
         }
-        if timings {
-            c.run_time.record(stripe, end.saturating_sub(start));
-            c.queue_wait
-                .record(stripe, start.saturating_sub(meta.submitted_ns));
-            if outermost {
-                bump_exclusive(&me.counters.busy_ns, end.saturating_sub(start));
-            }
-            me.history.record(RawRecord {
-                id: meta.id.as_u64(),
-                worker: self.index,
-                op: meta.op,
-                outcome: state,
-                wait_ns: start.saturating_sub(meta.submitted_ns),
-                run_ns: end.saturating_sub(start),
-                finished_ns: end,
-            });
+        if start != 0 {
+            self.record_timed_run(meta, c, state, start);
         }
+    }
+
+    /// The timings and the history record of a sampled run (see
+    /// [`sample_this_run`](Self::sample_this_run)).
+    #[cold]
+    fn record_timed_run(&self, meta: &TaskMeta, c: &OpCounters, state: TokenState, start: u64) {
+        let engine = &*self.engine;
+        let stripe = self.stripe();
+        let end = engine.clock.now_ns();
+        c.run_time.record(stripe, end.saturating_sub(start));
+        c.queue_wait
+            .record(stripe, start.saturating_sub(meta.submitted_ns));
+        engine.workers[self.index].history.record(RawRecord {
+            id: meta.id.as_u64(),
+            worker: self.index,
+            op: meta.op,
+            outcome: state,
+            wait_ns: start.saturating_sub(meta.submitted_ns),
+            run_ns: end.saturating_sub(start),
+            finished_ns: end,
+        });
     }
 
     /// Records a task that ended without running into the history.
@@ -525,7 +577,7 @@ impl Worker {
     /// `nap`). Returns when either may be true (spurious returns are allowed; callers loop).
     fn idle(&self, done: impl Fn() -> bool, nap: Option<Duration>) {
         let sleeper = &self.engine.workers[self.index].sleeper;
-        sleeper.set_busy(false);
+        self.mark_idle();
         let mut backoff = Backoff::new();
         while backoff.snooze() {
             if self.has_work() || done() {
@@ -629,7 +681,7 @@ impl Worker {
             }
         }
         // Back to the task that joined: it is running, so count as busy.
-        self.engine.workers[self.index].sleeper.set_busy(true);
+        self.mark_busy();
     }
 }
 

@@ -1,7 +1,8 @@
 //! The runtime's clock: nanoseconds since the runtime was built, as one `u64` that fits in an
 //! atomic (queue waits, run times and history records are stored in these units).
 //!
-//! Reading it is on the hot path when timings are on (three reads per task), so on x86-64
+//! Reading it is on a task's path when timings are on (once at admission, twice more for a
+//! sampled run, see `Builder::sample_timings`), so on x86-64
 //! Linux machines whose time-stamp counter is constant-rate, never stops and runs in step on
 //! every core (the kernel's `constant_tsc` and `nonstop_tsc` flags) it reads the counter
 //! (`rdtsc`, a few nanoseconds) and scales it by a ratio measured once per process against

@@ -162,7 +162,10 @@ pub(crate) struct WorkerCounters {
     pub(crate) tasks_run: StatCounter,
     pub(crate) tasks_stolen: StatCounter,
     pub(crate) parks: StatCounter,
+    /// Busy time of the busy periods that ended.
     pub(crate) busy_ns: StatCounter,
+    /// When the busy period in progress began (runtime clock), 0 if none.
+    pub(crate) busy_since: StatCounter,
     /// Stack jobs it forked with `join` (pushed on its job deque).
     pub(crate) forks: StatCounter,
     /// Stack jobs it stole from other workers' job deques.

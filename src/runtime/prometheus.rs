@@ -77,7 +77,9 @@ impl Stats {
     ///
     /// The two histograms and the two busy-time metrics need timings
     /// ([`Builder::metrics`](crate::Builder::metrics), on by default); when timings are off
-    /// they are left out rather than reported as zeros.
+    /// they are left out rather than reported as zeros. The histograms observe the runs the
+    /// workers sample ([`Builder::sample_timings`](crate::Builder::sample_timings), one in 16
+    /// by default), so their `_count` is the sample's size; the `_total` counters are exact.
     ///
     /// ## From the Python original
     ///
@@ -132,7 +134,8 @@ impl Stats {
     /// use tokengate::{Operation, Runtime, Weight};
     ///
     /// const RESIZE: Operation = Operation::new("resize").weight(Weight::Medium);
-    /// let rt = Runtime::builder().workers(2).pin(false).build()?;
+    /// // Every run timed, so that the histogram below counts all three.
+    /// let rt = Runtime::builder().workers(2).pin(false).sample_timings(1).build()?;
     /// let hs: Vec<_> = (0..3).map(|i| rt.submit(&RESIZE, move || i * 2)).collect();
     /// hs.into_iter().for_each(|h| { h.join().unwrap(); });
     /// // A worker counts a task just after handing its outcome over: a joiner may be a hair

@@ -12,7 +12,16 @@ use openmetrics_parser::{
 };
 use tokengate::{Histogram, Operation, Runtime, Weight};
 
-use common::runtime;
+/// A runtime that times every run (`sample_timings(1)`), so that each histogram's count is
+/// the number of runs and the text can be checked against the counters exactly.
+fn runtime(workers: usize) -> Runtime {
+    Runtime::builder()
+        .workers(workers)
+        .pin(false)
+        .sample_timings(1)
+        .build()
+        .unwrap()
+}
 
 type Exposition = MetricsExposition<PrometheusType, PrometheusValue>;
 type Family = MetricFamily<PrometheusType, PrometheusValue>;
