@@ -4,7 +4,8 @@
 //! pops it back and runs it inline, as `rayon::join` does.
 //!
 //! Idle strategy: spin a little, then yield, then park (see `src/primitives/sleep.md` for the
-//! protocol that makes parking safe against a concurrent submission).
+//! protocol that makes parking safe against a concurrent submission); under loom, straight
+//! to the park protocol, which is what a model checks.
 //!
 //! ## Where user code runs, and how each place is contained
 //!
@@ -578,10 +579,16 @@ impl Worker {
     fn idle(&self, done: impl Fn() -> bool, nap: Option<Duration>) {
         let sleeper = &self.engine.workers[self.index].sleeper;
         self.mark_idle();
-        let mut backoff = Backoff::new();
-        while backoff.snooze() {
-            if self.has_work() || done() {
-                return;
+        // Spinning and yielding first is a bet on real hardware (work often comes within
+        // microseconds, and parking costs a system call each way). Under loom it only
+        // multiplies the interleavings: what a model checks is the park protocol, so an idle
+        // worker goes straight to it there.
+        if !cfg!(loom) {
+            let mut backoff = Backoff::new();
+            while backoff.snooze() {
+                if self.has_work() || done() {
+                    return;
+                }
             }
         }
         // ORDERING: Relaxed: ordered before our last look for work by the SeqCst fence in
@@ -590,6 +597,12 @@ impl Worker {
         sleeper.prepare_sleep();
         if self.has_work() || done() {
             sleeper.cancel_sleep();
+            if cfg!(loom) {
+                // Work seen that `find_work` may not get yet (a steal lost to its winner, a
+                // push in progress): tell loom that this thread waits for another, as the
+                // spin and yield above do on real hardware, or it explores this loop forever.
+                thread::yield_now();
+            }
         } else {
             bump_exclusive(&self.engine.workers[self.index].counters.parks, 1);
             match nap {
