@@ -54,9 +54,9 @@
 //! Every atomic access of every thread is a point where loom may switch threads, and a
 //! runtime has many: use one worker unless the property needs two, a capacity of 2 or 4, no
 //! metrics, and as few tasks as show the property. Bound the preemptions (2 is the usual
-//! choice; 1 for two workers and a driving thread; `LOOM_MAX_PREEMPTIONS` overrides the
-//! bound). Two workers make each execution long (thousands of scheduling decisions), which
-//! [`check`] allows for.
+//! choice, and takes a minute or two with two workers and a driving thread; 1 takes seconds;
+//! `LOOM_MAX_PREEMPTIONS` overrides the bound). Two workers make each execution long (about a
+//! thousand scheduling decisions), which [`check`] allows for.
 //!
 //! ## Two loom 0.7 limitations, worked around here
 //!

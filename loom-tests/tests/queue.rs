@@ -5,7 +5,8 @@
 //! pop's `Release` / next push's `Acquire` hand-back of a slot); a push to a full queue hands
 //! its value back and a pop of an empty one returns `None`, also while racing the operation
 //! that would change the answer; a capacity-1 queue holds one value (regression models of the
-//! half-step stamps). Loom's `UnsafeCell` tracking fails any model in which a slot's value is
+//! half-step stamps); `has_ready` (asked by a worker before it sleeps) says yes only for a
+//! value a pop then finds, and follows a concurrent pop. Loom's `UnsafeCell` tracking fails any model in which a slot's value is
 //! read without the push's write happening before it, or overwritten before the previous
 //! lap's pop read it.
 //!
@@ -201,6 +202,78 @@ fn pop_of_empty_races_a_push() {
             [] => assert_eq!(drain(&q), [7]),
             other => panic!("popped a value nobody pushed: {other:?}"),
         }
+    });
+}
+
+/// `has_ready` (what a worker asks before it sleeps) races a push: when it says yes, the one
+/// consumer's pop finds the value; when it says no, the value is still to come. A push in
+/// progress is never reported as ready (then the pop would miss it).
+#[cfg(not(tokengate_mutant = "has_ready_counts_claims"))]
+#[test]
+fn has_ready_means_a_pop_finds_the_value() {
+    check_each_order(PREEMPTION_BOUND, has_ready_against_a_push);
+}
+
+/// With `has_ready` counting claimed positions (`len() != 0`), loom must find the schedule in
+/// which it says yes while the push is between its claim and its stamp.
+#[cfg(tokengate_mutant = "has_ready_counts_claims")]
+#[test]
+#[should_panic(expected = "has_ready said yes")]
+fn mutant_counting_claims_is_caught() {
+    check_each_order(PREEMPTION_BOUND, has_ready_against_a_push);
+}
+
+/// A checker asks `has_ready`, and pops if it said yes, while a producer pushes one value.
+fn has_ready_against_a_push(order: Order) {
+    {
+        let q = Arc::new(ArrayQueue::new(2));
+        let checker = {
+            let q = q.clone();
+            Box::new(move || {
+                if q.has_ready() {
+                    let got = q.pop();
+                    assert_eq!(got, Some(7), "has_ready said yes, the pop found nothing");
+                    Did::Popped(vec![7])
+                } else {
+                    Did::Popped(Vec::new())
+                }
+            }) as Role
+        };
+        let [checked, pusher]: [Did; 2] = order
+            .spawn_all(vec![checker, producer(&q, &[7])])
+            .try_into()
+            .expect("two roles, two results");
+        assert_eq!(pusher, Did::Pushed(1, None));
+        match checked.popped().as_slice() {
+            [7] => assert_eq!(q.pop(), None),
+            [] => assert_eq!(drain(&q), [7]),
+            other => panic!("popped a value nobody pushed: {other:?}"),
+        }
+    }
+}
+
+/// `has_ready` races a pop that moves the head: with two values in and one popped meanwhile,
+/// one is always left, so `has_ready` says yes whichever head it reads first (a stale head
+/// finds its slot popped and looks again).
+#[test]
+fn has_ready_follows_a_concurrent_pop() {
+    check_each_order(PREEMPTION_BOUND, |order: Order| {
+        let q = Arc::new(ArrayQueue::new(2));
+        assert_eq!(q.push(1), Ok(()));
+        assert_eq!(q.push(2), Ok(()));
+        let checker = {
+            let q = q.clone();
+            Box::new(move || {
+                assert!(q.has_ready(), "one value is left whatever the pop did");
+                Did::Popped(Vec::new())
+            }) as Role
+        };
+        let [_, popper]: [Did; 2] = order
+            .spawn_all(vec![checker, consumer(&q, 1)])
+            .try_into()
+            .expect("two roles, two results");
+        assert_eq!(popper.popped(), [1]);
+        assert_eq!(drain(&q), [2]);
     });
 }
 

@@ -233,13 +233,18 @@ impl Worker {
     /// broadcast runs, the sticky queue, hand-offs) or
     /// stealable from a neighbour's mailbox or deque. What [`find_work`](Self::find_work)
     /// would find, without taking it.
+    ///
+    /// Array queues count only values whose push completed (`has_ready`): a push in progress
+    /// is not work this worker could take yet, and its pusher wakes a sleeper once it is
+    /// done. Counting it would make the worker spin on another thread's progress, which loom
+    /// explores as an unbounded loop.
     fn has_work(&self) -> bool {
         let engine = &*self.engine;
         let me = &engine.workers[self.index];
-        if !me.mailbox.is_empty()
+        if Weight::ALL.iter().any(|&w| me.mailbox.has_ready(w))
             || !me.deque.is_empty()
-            || !me.broadcasts.is_empty()
-            || !me.sticky.is_empty()
+            || me.broadcasts.has_ready()
+            || me.sticky.has_ready()
             || me.handoffs.has_any()
         {
             return true;
@@ -251,7 +256,7 @@ impl Worker {
                 || !victim.jobs.is_empty()
                 || Weight::ALL
                     .iter()
-                    .any(|&w| engine.routes.may_run(self.index, w) && victim.mailbox.len(w) != 0)
+                    .any(|&w| engine.routes.may_run(self.index, w) && victim.mailbox.has_ready(w))
         })
     }
 
@@ -598,9 +603,11 @@ impl Worker {
         if self.has_work() || done() {
             sleeper.cancel_sleep();
             if cfg!(loom) {
-                // Work seen that `find_work` may not get yet (a steal lost to its winner, a
-                // push in progress): tell loom that this thread waits for another, as the
-                // spin and yield above do on real hardware, or it explores this loop forever.
+                // Work seen that `find_work` did not get (a steal lost to its winner, an
+                // owner's pop of a deque's last token in progress): tell loom that this
+                // thread waits for another, as the spin and yield above do on real hardware,
+                // or it explores this loop forever. (A push in progress does not count as
+                // work, see `has_work`: its pusher wakes us.)
                 thread::yield_now();
             }
         } else {

@@ -123,6 +123,13 @@ impl Mailbox {
     pub fn is_empty(&self) -> bool {
         self.lanes.iter().all(|lane| lane.is_empty())
     }
+
+    /// Whether a pop of the lane of `weight` now would find a token whose push completed
+    /// (see [`ArrayQueue::has_ready`]): what a worker asks before it sleeps.
+    #[inline]
+    pub fn has_ready(&self, weight: Weight) -> bool {
+        self.lanes[weight.lane()].has_ready()
+    }
 }
 
 impl fmt::Debug for Mailbox {

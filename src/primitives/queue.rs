@@ -266,6 +266,56 @@ impl<T> ArrayQueue<T> {
         }
     }
 
+    /// Whether a [`pop`](Self::pop) now would find a value: the oldest position not yet
+    /// claimed by a pop holds a value whose push completed. Unlike [`len`](Self::len), a push
+    /// between its claim and its stamp does not count: a waiter that asks before it sleeps
+    /// does not take a push in progress for work it could take, which it could only spin on;
+    /// the pusher wakes it after the push (the wake-up protocols are "publish, fence, look
+    /// for sleepers").
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::primitives::ArrayQueue;
+    ///
+    /// let q = ArrayQueue::new(2);
+    /// assert!(!q.has_ready());
+    /// q.push(7).unwrap();
+    /// assert!(q.has_ready());
+    /// ```
+    #[inline]
+    pub fn has_ready(&self) -> bool {
+        // The mutant CI expects loom to catch (`loom-tests/tests/queue.rs`): a push claimed
+        // but not stamped counts as ready, so a pop after a "yes" can find nothing.
+        #[cfg(tokengate_mutant = "has_ready_counts_claims")]
+        return !self.is_empty();
+        // ORDERING: Relaxed: the head only names the position to look at; a stale one is
+        // noticed by its slot's stamp (below) and read again.
+        let mut pos = self.head.load(Ordering::Relaxed);
+        loop {
+            let slot = &self.slots[pos & self.mask];
+            // ORDERING: Acquire, as in `pop`: a stamp stored by the pop that claimed `pos`
+            // makes that pop's claim of `head` visible to the load below, so the loop
+            // moves forward.
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            let lag = stamp.wrapping_sub(pos.wrapping_mul(2).wrapping_add(1)) as isize;
+            if lag <= 0 {
+                // Published and not popped (0), or not published yet (< 0).
+                return lag == 0;
+            }
+            // A pop took `pos` already: look at the current head.
+            // ORDERING: Relaxed, as the first load.
+            let head = self.head.load(Ordering::Relaxed);
+            if head == pos {
+                // The pop of `pos` claimed it and stamped its slot, yet its claim is not
+                // visible here: cannot happen (see the Acquire above); say "nothing" rather
+                // than spin.
+                return false;
+            }
+            pos = head;
+        }
+    }
+
     /// How many values the queue holds, approximately when other threads push or pop meanwhile.
     #[inline]
     pub fn len(&self) -> usize {
