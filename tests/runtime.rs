@@ -165,6 +165,31 @@ fn submit_waits_for_a_token_when_the_ring_is_full() {
     assert_eq!(first.join(), Ok(1));
 }
 
+/// A finished task whose handle is not joined yet holds no token: a caller may submit far
+/// more tasks than the capacity, keep every handle, and join them all afterwards, from an
+/// outside thread as from inside a task (a worker). Were finished tasks to keep their tokens,
+/// the submission of the ninth task would wait forever.
+#[test]
+fn far_more_tasks_than_tokens_kept_unjoined_then_all_joined() {
+    common::watchdog(|steps| {
+        const CAPACITY: usize = 8;
+        let rt = Arc::new(runtime_with_capacity(2, CAPACITY));
+        steps.at("20,000 tasks submitted from outside, handles kept");
+        let handles: Vec<_> = (0..20_000u64).map(|i| rt.spawn(move || i * 2)).collect();
+        steps.at("joining the 20,000 handles");
+        let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(sum, 2 * (0..20_000u64).sum::<u64>());
+
+        steps.at("2,000 tasks submitted from a worker, handles kept, joined by that worker");
+        let rt2 = rt.clone();
+        let inner = rt.spawn(move || {
+            let handles: Vec<_> = (0..2_000u64).map(|i| rt2.spawn(move || i + 1)).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+        });
+        assert_eq!(inner.join(), Ok((1..=2_000u64).sum::<u64>()));
+    });
+}
+
 #[test]
 fn nested_submit_and_join_on_one_worker_does_not_deadlock() {
     fn fib(rt: &'static Runtime, n: u64) -> u64 {
