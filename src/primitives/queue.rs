@@ -1,5 +1,5 @@
 //! A bounded multi-producer multi-consumer queue: the building block of the token ring and of
-//! every mailbox lane.
+//! the lock-free front of every worker queue ([`SpillQueue`](super::SpillQueue)).
 //!
 //! This is D. Vyukov's bounded MPMC array queue. Each slot carries a *stamp* that says which
 //! operation the slot is ready for. Stamps count in half-steps, so that "full, waiting for the
