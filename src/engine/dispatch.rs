@@ -7,8 +7,8 @@
 //! [`Handoffs`] instead.
 //!
 //! A worker's queues are bounded (`queue_front` in `mod.rs`), none is ever refused a token:
-//! the mailbox lanes and the home queues spill into their overflow ([`SpillQueue`]
-//! (crate::primitives::SpillQueue)), and a full local deque moves its older half to the
+//! the mailbox lanes and the home queues spill into their overflow (a
+//! [`SpillQueue`](crate::primitives::SpillQueue)), and a full local deque moves its older half to the
 //! worker's own mailbox ([`Engine::push_local`]): those tasks then run oldest first, before
 //! the deque's newer ones, and thieves take them from the mailbox lanes instead.
 
