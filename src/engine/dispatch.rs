@@ -176,7 +176,8 @@ impl Engine {
     fn spill_local_half(&self, me: usize) {
         let w = &self.workers[me];
         let mut moved = 0;
-        while moved < w.deque.capacity() / 2 {
+        // At least one, so that a deque of one slot has room after it too.
+        while moved < (w.deque.capacity() / 2).max(1) {
             // The owner takes from the oldest end as a thief does (a lost race to a thief is
             // a token the thief now runs: it made room as well).
             let token = match w.deque.steal() {

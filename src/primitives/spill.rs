@@ -39,10 +39,12 @@
 //!   answer [`ArrayQueue::pop`] gives too; a consumer that goes to sleep on it is protected
 //!   by its own protocol (the runtime's: the pusher's wake fence and the sleeper's fence
 //!   order the `spilled` store before the sleeper's last look, as for a front push).
-//! - Under the lock, before taking from the overflow, a pop checks that every front position
-//!   claimed before the overflow's newest value was pushed has been popped: a push still under
-//!   way there may be older than the overflow's values. The pushers of the overflow's values
-//!   saw the front full under the lock that the pop now holds, so the pop sees their tail.
+//! - Under the lock, before taking from the overflow, a pop checks that no front position
+//!   claimed by a push is still unclaimed by a pop (`ArrayQueue::holds_claimed_positions`,
+//!   which reads the latest `head`): a push still under way there, or a value behind it, may
+//!   be older than the overflow's. Every overflow value was pushed under the lock the pop now
+//!   holds, so whatever its pusher did before (its own earlier front pushes, and the claims
+//!   it saw fill the front) happens before the pop's read of `tail`.
 //!
 //! ## Progress
 //!
