@@ -87,8 +87,9 @@ pub(crate) struct WorkerShared {
 
 /// The smallest lock-free front of a worker's queue of tokens (tokio's and Go's local run
 /// queues hold 256 as well): what a worker usually has queued fits, so the overflow's lock is
-/// for bursts.
-pub(crate) const MIN_QUEUE_FRONT: usize = 256;
+/// for bursts. Under loom 2, so that a model of a few tasks can reach the overflow
+/// (`loom-tests/tests/runtime_spill.rs`), as tokio shrinks its local queue to 4 there.
+pub(crate) const MIN_QUEUE_FRONT: usize = if cfg!(loom) { 2 } else { 256 };
 
 /// How many tokens each of a worker's queues holds without a lock: the worker's share of the
 /// ring (rounded up to a power of two), at least [`MIN_QUEUE_FRONT`], at most the whole ring
