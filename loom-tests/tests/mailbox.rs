@@ -3,8 +3,9 @@
 //! once, from the lane it was pushed to, and what is left drains in lane priority order.
 //!
 //! Nobody retries in a loop (an empty pop or steal is a legitimate answer that the model
-//! records), and `Mailbox::push` never meets a full lane here (each lane has room for every
-//! token), so no thread spins waiting on another. Both models run their threads in both
+//! records), and `Mailbox::push` never meets a full lane front here (each lane's front has
+//! room for every token, so the overflow is never used: `spill.rs` models that), so no
+//! thread spins waiting on another. Both models run their threads in both
 //! spawn orders (see the crate docs).
 //!
 //! Preemption bound: 3 for both models.
@@ -24,9 +25,7 @@ fn producer(mailbox: &Arc<Mailbox>, batch: Vec<(Weight, Token)>) -> Role {
     let mailbox = mailbox.clone();
     Box::new(move || {
         for (weight, token) in batch {
-            mailbox
-                .push(weight, token)
-                .expect("the mailbox is sized to the ring");
+            mailbox.push(weight, token);
         }
         Vec::new()
     })

@@ -5,6 +5,12 @@
 //! other goes to the least loaded worker allowed for its weight, whose sleeper is woken (or,
 //! if it is awake, a sleeping worker that may steal it). Tasks run without a token go through
 //! [`Handoffs`] instead.
+//!
+//! A worker's queues are bounded (`queue_front` in `mod.rs`), none is ever refused a token:
+//! the mailbox lanes and the home queues spill into their overflow (a
+//! [`SpillQueue`](crate::primitives::SpillQueue)), and a full local deque moves its older half to the
+//! worker's own mailbox ([`Engine::push_local`]): those tasks then run oldest first, before
+//! the deque's newer ones, and thieves take them from the mailbox lanes instead.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -12,7 +18,7 @@ use std::fmt;
 use super::current;
 use super::Engine;
 use crate::operation::{Operation, Weight};
-use crate::primitives::Token;
+use crate::primitives::{Steal, Token};
 use crate::sync::{fence, AtomicUsize, Mutex, Ordering};
 use crate::task::JobRef;
 
@@ -96,8 +102,8 @@ impl Engine {
                 Some(_) => &self.workers[target].broadcasts,
                 None => &self.workers[target].sticky,
             };
-            // A worker's own queues have room for every token of the ring.
-            queue.push_bounded_by_caller(token);
+            // Never refused: beyond its front, the queue spills (FIFO kept).
+            queue.push(token);
             self.workers[target].sleeper.wake();
             return;
         }
@@ -106,16 +112,14 @@ impl Engine {
             // deque if any worker may steal it, and it needs no lane priority and no FIFO
             // order (the deque runs newest first; the mailbox's lanes, oldest first).
             Some(me) if !fifo && weight != Weight::Light && self.routes.everyone(weight) => {
-                // SAFETY: the calling thread is worker `me`, its deque's one owner.
-                unsafe { self.workers[me].deque.push(token) };
+                self.push_local(me, token);
                 self.wake_a_thief_if_one_sleeps(weight, me);
                 return;
             }
             Some(me) if self.routes.may_run(me, weight) => me,
             _ => self.routes.least_loaded(weight, |w| self.load(w, weight)),
         };
-        let pushed = self.workers[target].mailbox.push(weight, token);
-        pushed.expect("a mailbox is sized to the ring: a lane holds every token");
+        self.workers[target].mailbox.push(weight, token);
         if !self.workers[target].sleeper.wake() {
             // The target is awake, perhaps busy for long: let a sleeping worker steal.
             // ORDERING: Relaxed, ordered by the SeqCst fence inside `wake` above, paired with
@@ -137,8 +141,7 @@ impl Engine {
         for (i, t) in tokens.drain(..).enumerate() {
             self.workers[eligible[(start + i) % n]]
                 .mailbox
-                .push(weight, t)
-                .expect("a mailbox is sized to the ring: a lane holds every token");
+                .push(weight, t);
         }
         for k in 0..used {
             let target = eligible[(start + k) % n];
@@ -146,6 +149,45 @@ impl Engine {
             if !self.workers[target].sleeper.wake() && self.sleepers.load(Ordering::Relaxed) != 0 {
                 self.wake_one_thief(weight, target);
             }
+        }
+    }
+
+    /// Pushes `token` onto worker `me`'s local deque, the calling thread being worker `me`.
+    /// If the deque is full, its older half moves to `me`'s own mailbox first (as tokio's
+    /// and Go's local run queues overflow in halves): the newest tasks stay where a join pops
+    /// them back, and the moved ones keep their weight's lane (a deque holds only weights
+    /// every worker may run, so thieves still reach them). The caller wakes a thief, as after
+    /// any local push.
+    #[inline]
+    pub(crate) fn push_local(&self, me: usize, token: Token) {
+        debug_assert_eq!(current::current_index(self.id()), Some(me));
+        // SAFETY: the calling thread is worker `me`, its deque's one owner.
+        if let Err(token) = unsafe { self.workers[me].deque.try_push(token) } {
+            self.spill_local_half(me);
+            // SAFETY: as above; the deque has room now (the spill took at least one token,
+            // or thieves emptied it, and only this thread pushes).
+            unsafe { self.workers[me].deque.push(token) };
+        }
+    }
+
+    /// Moves the older half of worker `me`'s full local deque to its mailbox, oldest first.
+    #[cold]
+    #[inline(never)]
+    fn spill_local_half(&self, me: usize) {
+        let w = &self.workers[me];
+        let mut moved = 0;
+        // At least one, so that a deque of one slot has room after it too.
+        while moved < (w.deque.capacity() / 2).max(1) {
+            // The owner takes from the oldest end as a thief does (a lost race to a thief is
+            // a token the thief now runs: it made room as well).
+            let token = match w.deque.steal() {
+                Steal::Taken(token) => token,
+                Steal::Retry => continue,
+                Steal::Empty => break,
+            };
+            let weight = self.tokens.held(&token).with_job(|job| job.meta().weight);
+            w.mailbox.push(weight, token);
+            moved += 1;
         }
     }
 

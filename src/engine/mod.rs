@@ -42,7 +42,7 @@ use crate::metrics::clock::Clock;
 use crate::metrics::counters::{self, Stripe, WorkerCounters};
 use crate::metrics::history::WorkerHistory;
 use crate::primitives::{
-    ArrayQueue, JobDeque, LocalDeque, Mailbox, Sleeper, Token, TokenRing, TokenState,
+    JobDeque, LocalDeque, Mailbox, Sleeper, SpillQueue, Token, TokenRing, TokenState,
 };
 use crate::sync::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use crate::task::{next_runtime_serial, Job};
@@ -57,18 +57,23 @@ use tokens::TokenTable;
 
 /// What one worker shares with everybody: its mailbox, its local deque, its queues of tasks
 /// only it may run (sticky and broadcast), its activity word, its counters and its history.
+///
+/// Its queues of tokens are bounded by [`queue_front`], not by the ring: the mailbox lanes and
+/// the sticky and broadcast queues spill beyond it into an overflow behind a lock
+/// ([`SpillQueue`]), the local deque into the mailbox (see `dispatch.rs`). So a runtime's
+/// memory grows with its capacity plus a constant per worker, not with their product.
 #[derive(Debug)]
 pub(crate) struct WorkerShared {
     pub(crate) mailbox: Mailbox,
     /// Tasks this worker submitted itself (see `dispatch`): it pops the newest (a join finds
     /// its task there), idle workers steal the oldest. Only this worker's thread pushes and
-    /// pops it.
+    /// pops it. When it is full, its older half moves to the mailbox.
     pub(crate) deque: LocalDeque,
     /// The sticky queue: sticky tasks whose home is this worker, in submission order; never
     /// stolen.
-    pub(crate) sticky: ArrayQueue<Token>,
+    pub(crate) sticky: SpillQueue<Token>,
     /// Broadcast runs for this worker; never stolen, taken even while a sticky task runs.
-    pub(crate) broadcasts: ArrayQueue<Token>,
+    pub(crate) broadcasts: SpillQueue<Token>,
     pub(crate) sleeper: Sleeper,
     /// Tasks handed to this worker without a token (see [`Handoffs`]).
     pub(crate) handoffs: Handoffs,
@@ -78,6 +83,22 @@ pub(crate) struct WorkerShared {
     /// idle workers of the runtime steal the oldest. Only this worker's thread pushes and
     /// pops it.
     pub(crate) jobs: JobDeque<JobHeader>,
+}
+
+/// The smallest lock-free front of a worker's queue of tokens (tokio's and Go's local run
+/// queues hold 256 as well): what a worker usually has queued fits, so the overflow's lock is
+/// for bursts. Under loom 2, so that a model of a few tasks can reach the overflow
+/// (`loom-tests/tests/runtime_spill.rs`), as tokio shrinks its local queue to 4 there.
+pub(crate) const MIN_QUEUE_FRONT: usize = if cfg!(loom) { 2 } else { 256 };
+
+/// How many tokens each of a worker's queues holds without a lock: the worker's share of the
+/// ring (rounded up to a power of two), at least [`MIN_QUEUE_FRONT`], at most the whole ring
+/// (a queue as large as the ring never spills: no worker holds more tokens than there are).
+pub(crate) fn queue_front(capacity: usize, workers: usize) -> usize {
+    (capacity / workers.max(1))
+        .next_power_of_two()
+        .max(MIN_QUEUE_FRONT)
+        .min(capacity)
 }
 
 /// Options fixed at build time.
@@ -128,6 +149,7 @@ impl Engine {
         let Settings {
             capacity, workers, ..
         } = settings;
+        let front = queue_front(capacity, workers);
         let history_len = if settings.timings {
             settings.history_len
         } else {
@@ -144,10 +166,10 @@ impl Engine {
             workers: (0..workers)
                 .map(|_| {
                     CachePadded::new(WorkerShared {
-                        mailbox: Mailbox::new(capacity),
-                        deque: LocalDeque::new(capacity),
-                        sticky: ArrayQueue::new(capacity),
-                        broadcasts: ArrayQueue::new(capacity),
+                        mailbox: Mailbox::new(front),
+                        deque: LocalDeque::new(front),
+                        sticky: SpillQueue::new(front),
+                        broadcasts: SpillQueue::new(front),
                         sleeper: Sleeper::new(),
                         handoffs: Handoffs::default(),
                         counters: CachePadded::default(),

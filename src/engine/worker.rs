@@ -120,7 +120,8 @@ impl Worker {
         unsafe { self.engine.workers[self.index].deque.pop() }
     }
 
-    /// Puts back a token just popped from this worker's local deque.
+    /// Puts back a token just popped from this worker's local deque (where it has room: no
+    /// other thread pushes there).
     #[inline]
     fn push_local(&self, token: Token) {
         // SAFETY: as in `pop_local`.

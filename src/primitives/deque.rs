@@ -66,7 +66,7 @@ pub enum Steal {
 /// use tokengate::primitives::{LocalDeque, Steal, TokenRing};
 ///
 /// let ring = TokenRing::new(4);
-/// let deque = LocalDeque::new(ring.capacity());
+/// let deque = LocalDeque::new(4);
 /// let (a, b) = (ring.try_take().unwrap(), ring.try_take().unwrap());
 /// let (a_index, b_index) = (a.index(), b.index());
 /// // SAFETY: this thread is the deque's only owner.
@@ -96,7 +96,7 @@ pub struct LocalDeque {
 }
 
 impl LocalDeque {
-    /// An empty deque with room for `capacity` tokens (the ring's capacity, a power of two).
+    /// An empty deque with room for `capacity` tokens (a power of two).
     ///
     /// # Panics
     ///
@@ -118,31 +118,52 @@ impl LocalDeque {
     ///
     /// # Safety
     ///
-    /// Only the deque's owner calls `push` and [`pop`](Self::pop): one thread for the deque's
-    /// whole life (or threads ordered by a happens-before hand-over of the ownership).
+    /// Only the deque's owner calls `push`, [`try_push`](Self::try_push) and
+    /// [`pop`](Self::pop): one thread for the deque's whole life (or threads ordered by a
+    /// happens-before hand-over of the ownership).
     ///
     /// # Panics
     ///
-    /// If the deque already holds `capacity` tokens (it is sized to the ring, so a caller
-    /// that pushes only tokens of that ring never sees this).
+    /// If the deque already holds `capacity` tokens (a caller that cannot know there is
+    /// room uses [`try_push`](Self::try_push)).
     #[inline]
     pub unsafe fn push(&self, token: Token) {
+        // SAFETY: the caller is the owner (this function's contract).
+        if unsafe { self.try_push(token) }.is_err() {
+            self.full();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn full(&self) -> ! {
+        panic!("a local deque holds at most {} tokens", self.mask + 1)
+    }
+
+    /// Pushes `token` at the bottom, or hands it back if the deque holds `capacity` tokens
+    /// (thieves only ever make room: a full deque stays full until the owner or a thief takes
+    /// a token).
+    ///
+    /// # Safety
+    ///
+    /// As [`push`](Self::push): only the owner.
+    #[inline]
+    pub unsafe fn try_push(&self, token: Token) -> Result<(), Token> {
         // ORDERING: Relaxed: only the owner writes `bottom`.
         let b = self.bottom.load(Ordering::Relaxed);
         // ORDERING: Acquire: a thief's CAS that freed the slot we are about to overwrite read
         // it before (its CAS is SeqCst, so a release); the slot store below comes after.
         let t = self.top.load(Ordering::Acquire);
-        assert!(
-            b.wrapping_sub(t) <= self.mask,
-            "a local deque holds at most {} tokens",
-            self.mask + 1
-        );
+        if b.wrapping_sub(t) > self.mask {
+            return Err(token);
+        }
         // ORDERING: Relaxed: published by the `bottom` store below.
         self.slots[b & self.mask].store(token.into_raw(), Ordering::Relaxed);
         // ORDERING: Release: the slot (and what the holder wrote before pushing) happens
         // before a thief's Acquire load of `bottom` that sees `b + 1`, or any later value:
         // every store of `bottom` is a release (see the module docs).
         self.bottom.store(b.wrapping_add(1), Ordering::Release);
+        Ok(())
     }
 
     /// Pops the newest token, if any.

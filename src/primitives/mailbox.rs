@@ -2,9 +2,9 @@
 //! Heavy, without starving a lower lane.
 //!
 //! Lanes carry [`Token`]s; the task itself waits in the token table under the token's number.
-//! A mailbox sized to the ring has room in each lane for every token of the ring, so a push
-//! never meets a truly full lane; a smaller one refuses a push to a full lane, handing the
-//! token back (see [`Mailbox::push`]).
+//! Each lane is a [`SpillQueue`]: a lock-free front of the size the mailbox is made with, and
+//! an overflow behind a lock for a burst beyond it, so a push is never refused and a mailbox
+//! need not be sized for every token of the ring.
 //!
 //! ## Starvation
 //!
@@ -15,19 +15,20 @@
 //!
 //! ## Memory ordering
 //!
-//! That of [`ArrayQueue`]: a pushed token's task, written to the token table before the push,
-//! is visible to whoever pops the token.
+//! That of [`SpillQueue`]: a pushed token's task, written to the token table before the push,
+//! is visible to whoever pops the token; tokens pushed in causal order leave a lane in that
+//! order.
 
 use std::fmt;
 
-use super::queue::ArrayQueue;
 use super::ring::Token;
+use super::spill::SpillQueue;
 use crate::operation::Weight;
 
 /// How many picks in a row may pass over a non-empty lane before it goes first.
 pub const STARVATION_LIMIT: u8 = 8;
 
-/// A worker's three lanes.
+/// A worker's three lanes, each first-in, first-out.
 ///
 /// # Examples
 ///
@@ -36,12 +37,12 @@ pub const STARVATION_LIMIT: u8 = 8;
 /// use tokengate::Weight;
 ///
 /// let ring = TokenRing::new(4);
-/// let mailbox = Mailbox::new(ring.capacity());
+/// let mailbox = Mailbox::new(2);
 /// let heavy = ring.try_take().unwrap();
 /// let light = ring.try_take().unwrap();
 /// let light_index = light.index();
-/// mailbox.push(Weight::Heavy, heavy).expect("a lane holds every token of the ring");
-/// mailbox.push(Weight::Light, light).expect("a lane holds every token of the ring");
+/// mailbox.push(Weight::Heavy, heavy);
+/// mailbox.push(Weight::Light, light);
 ///
 /// let mut picker = LanePicker::default();
 /// let (weight, token) = mailbox.pop(&mut picker).unwrap();
@@ -50,47 +51,47 @@ pub const STARVATION_LIMIT: u8 = 8;
 /// # ring.give_back(mailbox.pop(&mut picker).unwrap().1);
 /// ```
 pub struct Mailbox {
-    lanes: [ArrayQueue<Token>; 3],
+    lanes: [SpillQueue<Token>; 3],
 }
 
 impl Mailbox {
-    /// A mailbox whose lanes each hold up to `capacity` tokens (the ring's capacity, so that
-    /// no push is ever refused).
+    /// A mailbox whose lanes each hold up to `front_capacity` tokens without a lock (more
+    /// wait in the lane's overflow, see [`SpillQueue`]).
     ///
     /// # Panics
     ///
-    /// If `capacity` is zero or not a power of two.
-    pub fn new(capacity: usize) -> Self {
+    /// If `front_capacity` is zero or not a power of two.
+    pub fn new(front_capacity: usize) -> Self {
         Self {
             lanes: [
-                ArrayQueue::new(capacity),
-                ArrayQueue::new(capacity),
-                ArrayQueue::new(capacity),
+                SpillQueue::new(front_capacity),
+                SpillQueue::new(front_capacity),
+                SpillQueue::new(front_capacity),
             ],
         }
     }
 
-    /// Puts `token` into the lane of `weight`, or hands it back if that lane is full.
-    ///
-    /// A lane of a mailbox sized to the ring holds as many tokens as the ring has, so it is
-    /// never full of waiting tokens and this never fails: a push that finds its slot still
-    /// held by a pop in progress waits that out ([`ArrayQueue::push_unless_full`]). A mailbox
-    /// made smaller than the ring can be full; the token then comes back.
+    /// Puts `token` at the back of the lane of `weight`. Never refused: beyond the lane's
+    /// front, the token waits in its overflow (taking its lock, see [`SpillQueue::push`]).
     ///
     /// ```
-    /// use tokengate::primitives::{Mailbox, TokenRing};
+    /// use tokengate::primitives::{LanePicker, Mailbox, TokenRing};
     /// use tokengate::Weight;
     ///
-    /// let ring = TokenRing::new(2);
-    /// let small = Mailbox::new(1); // smaller than the ring
-    /// small.push(Weight::Light, ring.try_take().unwrap()).unwrap();
-    /// let back = small.push(Weight::Light, ring.try_take().unwrap()).unwrap_err();
-    /// ring.give_back(back);
-    /// # ring.give_back(small.steal(Weight::Light).unwrap());
+    /// let ring = TokenRing::new(4);
+    /// let small = Mailbox::new(1); // a front smaller than the ring
+    /// for _ in 0..4 {
+    ///     small.push(Weight::Light, ring.try_take().unwrap());
+    /// }
+    /// assert_eq!(small.len(Weight::Light), 4);
+    /// while let Some((_, token)) = small.pop(&mut LanePicker::default()) {
+    ///     ring.give_back(token);
+    /// }
+    /// assert_eq!(ring.available(), 4);
     /// ```
     #[inline]
-    pub fn push(&self, weight: Weight, token: Token) -> Result<(), Token> {
-        self.lanes[weight.lane()].push_unless_full(token)
+    pub fn push(&self, weight: Weight, token: Token) {
+        self.lanes[weight.lane()].push(token)
     }
 
     /// Takes the next token by lane priority and `picker`'s starvation rule.
@@ -187,7 +188,7 @@ mod tests {
         let ring = TokenRing::new(4);
         let mb = Mailbox::new(4);
         assert!(mb.is_empty());
-        mb.push(Weight::Medium, ring.try_take().unwrap()).unwrap();
+        mb.push(Weight::Medium, ring.try_take().unwrap());
         assert_eq!(mb.len(Weight::Medium), 1);
         let (w, t) = mb.pop(&mut LanePicker::default()).unwrap();
         assert_eq!(w, Weight::Medium);
@@ -200,11 +201,11 @@ mod tests {
         let ring = TokenRing::new(64);
         let mb = Mailbox::new(64);
         let mut picker = LanePicker::default();
-        mb.push(Weight::Heavy, ring.try_take().unwrap()).unwrap();
+        mb.push(Weight::Heavy, ring.try_take().unwrap());
         let mut picks_before_heavy = 0;
         loop {
             // Keep the Light lane non-empty at every pick.
-            mb.push(Weight::Light, ring.try_take().unwrap()).unwrap();
+            mb.push(Weight::Light, ring.try_take().unwrap());
             let (w, t) = mb.pop(&mut picker).unwrap();
             ring.give_back(t);
             if w == Weight::Heavy {
@@ -220,23 +221,27 @@ mod tests {
     }
 
     /// Regression (issue 21): a mailbox smaller than the ring spun forever in `push` once a
-    /// lane was full. The push is refused and the token comes back.
+    /// lane was full; later it refused the push. Now a lane spills beyond its front: nothing
+    /// is refused, and the lane stays first-in, first-out.
     #[test]
-    fn a_full_lane_hands_the_token_back() {
-        let ring = TokenRing::new(4);
+    fn a_full_lane_spills_and_keeps_its_order() {
+        let ring = TokenRing::new(8);
         let mb = Mailbox::new(2);
-        for _ in 0..2 {
-            mb.push(Weight::Heavy, ring.try_take().unwrap()).unwrap();
+        let mut pushed = Vec::new();
+        for _ in 0..8 {
+            let token = ring.try_take().unwrap();
+            pushed.push(token.index());
+            mb.push(Weight::Heavy, token);
         }
-        let third = ring.try_take().unwrap();
-        let index = third.index();
-        let back = mb.push(Weight::Heavy, third).expect_err("the lane is full");
-        assert_eq!(back.index(), index, "the same token comes back");
-        mb.push(Weight::Light, back).expect("another lane has room");
-        assert_eq!(mb.len(Weight::Heavy), 2);
-        while let Some((_, t)) = mb.pop(&mut LanePicker::default()) {
+        assert_eq!(mb.len(Weight::Heavy), 8);
+        let mut popped = Vec::new();
+        while let Some((w, t)) = mb.pop(&mut LanePicker::default()) {
+            assert_eq!(w, Weight::Heavy);
+            popped.push(t.index());
             ring.give_back(t);
         }
-        assert_eq!(ring.available(), 4);
+        assert_eq!(popped, pushed);
+        assert!(mb.is_empty());
+        assert_eq!(ring.available(), 8);
     }
 }

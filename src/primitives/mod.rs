@@ -8,7 +8,8 @@
 //! | [`LocalDeque`], [`Steal`] | a worker's own tokens: LIFO for it, stolen oldest first (bounded Chase–Lev) | `deque.rs` |
 //! | [`JobDeque`], [`JobSteal`] | a worker's forked stack jobs (`join`), as pointers: LIFO for it, stolen oldest first (bounded Chase–Lev) | `join.rs` (`job_deque.rs` here) |
 //! | [`StackLatch`] | a stack job's latch: the thief sets it, the owner waits for it, parking only if the setter will wake it | `join.rs` (`latch.rs` here) |
-//! | [`Mailbox`], [`LanePicker`] | a worker's three weight lanes, taken without starvation | `mailbox.rs` |
+//! | [`SpillQueue`] | a lock-free bounded front ([`ArrayQueue`]) with an overflow behind a lock, taken only when the front is full | `spill.rs` |
+//! | [`Mailbox`], [`LanePicker`] | a worker's three weight lanes (each a [`SpillQueue`]), taken without starvation | `mailbox.rs` |
 //! | [`TaskSlot`], [`Registration`], [`TokenState`], [`NeverRan`] | one task's closure, state word and outcome; the waiter and waker hand-over | `slot.rs`, `slot_future.rs` |
 //! | [`Sleeper`] | a worker's activity word and its park/wake protocol (`sleep.md`) | `sleep.rs` |
 //! | [`Limiter`] | a concurrency limiter whose waiters wait in it, not on a thread | `limiter.rs` |
@@ -27,7 +28,6 @@
 //! | [`TaskSlot::resolved`], [`TaskSlot::abandon`] with a state the task could still leave | does not compile: they take a [`NeverRan`] (`Killed` or `TimedOut`) |
 //! | [`TokenRing::give_back`] of another ring's [`Token`] | panics (a token carries its ring's serial) |
 //! | [`Limiter::release`] with no permit out | panics; the count is unchanged |
-//! | [`Mailbox::push`] into a full lane (a mailbox smaller than the ring) | `Err(token)`: the token comes back |
 //! | [`ArrayQueue::push_bounded_by_caller`] on a full queue (the caller's bound is broken; [`Limiter::acquire`] with a waiting queue smaller than the ring) | panics instead of spinning |
 //! | a condition of [`TokenRing::wait_for`] / [`TokenRing::take_or`] that panics | the panic passes through; the waiter's entry is removed on the way |
 //!
@@ -43,6 +43,7 @@ mod queue;
 mod ring;
 mod sleep;
 mod slot;
+mod spill;
 mod state;
 mod wait_list;
 
@@ -55,4 +56,5 @@ pub use queue::ArrayQueue;
 pub use ring::{Token, TokenRing};
 pub use sleep::Sleeper;
 pub use slot::{Registration, TaskSlot};
+pub use spill::SpillQueue;
 pub use state::{NeverRan, TokenState};

@@ -1,5 +1,5 @@
 //! A bounded multi-producer multi-consumer queue: the building block of the token ring and of
-//! every mailbox lane.
+//! the lock-free front of every worker queue ([`SpillQueue`](super::SpillQueue)).
 //!
 //! This is D. Vyukov's bounded MPMC array queue. Each slot carries a *stamp* that says which
 //! operation the slot is ready for. Stamps count in half-steps, so that "full, waiting for the
@@ -325,6 +325,24 @@ impl<T> ArrayQueue<T> {
         let head = self.head.load(Ordering::Relaxed);
         // A pop may move `head` past our stale `tail`; clamp rather than wrap.
         (tail.wrapping_sub(head) as isize).clamp(0, self.capacity() as isize) as usize
+    }
+
+    /// Whether a push has claimed a position that no pop has claimed yet, judged against the
+    /// latest `head`: `false` means every position claimed before this call's read of `tail`
+    /// has been claimed by a pop (a push still under way at such a position would make it
+    /// `true`, where [`pop`](Self::pop) returns `None`). What a `tail` read can miss are
+    /// pushes that did not happen before this call (see [`SpillQueue`](super::SpillQueue),
+    /// which relies on exactly that).
+    #[cfg_attr(tokengate_mutant = "spill_pop_skips_claimed", allow(dead_code))]
+    pub(crate) fn holds_claimed_positions(&self) -> bool {
+        // ORDERING: Relaxed RMW: it reads the latest `head` (a plain load may return an older
+        // one and count a position whose pop already claimed it); no data is read here.
+        let head = self.head.fetch_add(0, Ordering::Relaxed);
+        // ORDERING: Relaxed: every push that happened before this call is seen (coherence);
+        // later ones are the caller's concern (see above). Read after `head`, so the
+        // difference cannot go below the true count at that moment.
+        let tail = self.tail.load(Ordering::Relaxed);
+        tail.wrapping_sub(head) as isize > 0
     }
 
     /// Whether the queue looks empty (see [`len`](Self::len)).

@@ -104,15 +104,29 @@ impl Builder {
     /// The number of tokens: the most tasks admitted and not yet finished at once. A power of
     /// two. Default: 256 per worker, at least 1024 and at most 16384.
     ///
-    /// Memory is fixed by it, allocated at build time: `capacity × (144 + 88 × workers)`
-    /// bytes (per token: a 128-byte token-table entry and a 16-byte ring slot; per token and
-    /// worker: five 16-byte queue slots, the three weight lanes of its mailbox, its sticky
-    /// queue and its broadcast queue, and an 8-byte slot of its local deque), plus the history (see [`history`](Self::history)) and
-    /// a few hundred KiB that do not grow with it. Each operation with a concurrency limit
-    /// adds `16 × capacity` bytes (its waiting queue) at its first submission. So 16384 tokens
-    /// on 2 workers take about 5 MiB, and the maximum, 2²⁴ tokens, about 5 GiB on 2 workers
-    /// (and as long to fill): size it to the tasks you need in flight, not more.
-    /// `tests/memory.rs` measures this formula.
+    /// Memory is fixed by it and the worker count, allocated at build time:
+    /// `capacity × 144 + workers × front × 88` bytes. Per token: a 128-byte token-table
+    /// entry and a 16-byte ring slot. Per worker, its queues' lock-free fronts of `front`
+    /// slots each: five 16-byte queue slots (the three weight lanes of its mailbox, its sticky
+    /// queue, its broadcast queue) and an 8-byte slot of its local deque, where `front` is
+    /// the worker's share of the ring, `capacity / workers` rounded up to a power of two, at
+    /// least 256 and at most `capacity`. So the queues take about `88 × capacity` bytes in
+    /// all, or 22 KiB per worker where the share is under 256: the reserve grows with the
+    /// capacity plus a constant per worker, not with their product. Add the history (see
+    /// [`history`](Self::history)), about 13 KiB per worker of bookkeeping (counters, token
+    /// cache, its thread) and a few tens of KiB that do not grow. Each operation with a
+    /// concurrency limit adds `16 × capacity` bytes (its waiting queue) at its first
+    /// submission. So the default capacity takes about 0.3 MB on 2 workers, 1.2 MB on 16,
+    /// 4.7 MB on 64 and 11.5 MB on 256; 2²⁴ tokens, the maximum, about 3.6 GiB (and as long
+    /// to fill): size it to the tasks you need in flight, not more. `tests/memory.rs`
+    /// measures this formula.
+    ///
+    /// A worker's queue never refuses a task: a burst beyond its front waits in an overflow
+    /// behind a lock ([`SpillQueue`](crate::primitives::SpillQueue): a lane, sticky or
+    /// broadcast queue), or, for its local deque, moves (the older half) to its mailbox. The
+    /// overflow is allocated while it is used and freed once it is drained; with every token
+    /// in it, it holds `16 × capacity` bytes. Its lock is off the hot path: taken only while
+    /// a queue is past its front.
     ///
     /// A finished task's allocation (its metadata, and its closure's and output's room, empty
     /// once the output is taken or its handle dropped) stays under its token until the

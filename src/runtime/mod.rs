@@ -531,5 +531,6 @@ fn assert_send_sync() {
     unpin_future::<TaskHandle<u8>>();
     send_sync::<crate::primitives::TokenRing>();
     send_sync::<crate::primitives::Mailbox>();
+    send_sync::<crate::primitives::SpillQueue<crate::primitives::Token>>();
     send_sync::<crate::primitives::Sleeper>();
 }
