@@ -16,6 +16,10 @@
 //!   finds the overflow's value overtaking an older one of the same producer, queued in the
 //!   front behind that push.
 //!
+//! - `--cfg tokengate_mutant="spill_has_ready_front_first"`: `has_ready` looks at the front
+//!   before the overflow; loom finds the look that misses a value a pop moves from the
+//!   overflow to the front in between (a worker would sleep on work of its own).
+//!
 //! No role retries in a loop (see the crate docs): a consumer makes a fixed number of pop
 //! attempts, each of which may find nothing, and whatever is left is drained after the join.
 //! Every model runs its threads in both spawn orders. Preemption bound: 3 (the file takes
@@ -150,5 +154,46 @@ fn mutant_popping_past_a_push_under_way_is_caught() {
     check_each_order(
         PREEMPTION_BOUND,
         two_producers_overflowing_while_a_pop_drains,
+    );
+}
+
+/// `has_ready` (what a worker asks before it sleeps) races a pop that takes from the overflow
+/// and moves the rest to the front: one value is left whatever the pop did, so `has_ready`
+/// says yes, also when the move happens between its looks at the front and the overflow.
+fn has_ready_against_a_pop_moving_the_overflow(order: Order) {
+    let q = Arc::new(SpillQueue::new(1));
+    for v in [1, 2, 3] {
+        q.push(v); // 1 in the front, 2 and 3 in the overflow
+    }
+    assert_eq!(q.pop(), Some(1)); // the front is empty, the overflow holds 2 and 3
+    let checker = {
+        let q = q.clone();
+        Box::new(move || {
+            assert!(q.has_ready(), "has_ready missed a value left in the queue");
+            Vec::new()
+        }) as Role
+    };
+    let out = order.spawn_all(vec![checker, consumer(&q, 1)]);
+    assert_eq!(out[1], [2]);
+    assert_eq!(drain(&q), [3]);
+}
+
+#[cfg(not(tokengate_mutant = "spill_has_ready_front_first"))]
+#[test]
+fn has_ready_sees_values_a_pop_moves_from_the_overflow() {
+    check_each_order(
+        PREEMPTION_BOUND,
+        has_ready_against_a_pop_moving_the_overflow,
+    );
+}
+
+/// With `has_ready` looking at the front first, loom must find the missed value.
+#[cfg(tokengate_mutant = "spill_has_ready_front_first")]
+#[test]
+#[should_panic(expected = "has_ready missed a value")]
+fn mutant_looking_at_the_front_first_is_caught() {
+    check_each_order(
+        PREEMPTION_BOUND,
+        has_ready_against_a_pop_moving_the_overflow,
     );
 }

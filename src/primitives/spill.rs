@@ -234,9 +234,21 @@ impl<T> SpillQueue<T> {
     /// assert_eq!(q.pop(), Some('a'));
     /// assert!(q.has_ready()); // 'b' waits in the overflow
     /// ```
+    ///
+    /// The overflow is read first, with `Acquire`: a pop that moves overflow values into the
+    /// front stores `spilled` after the moves and wakes nobody (the values were in the queue
+    /// all along). Read in that order, a look that finds the overflow drained also finds the
+    /// moved values in the front; read the other way round, it could miss them in both (the
+    /// front looked at before the move, the overflow after it) and a worker would sleep on
+    /// work of its own. A stale non-zero count only costs another look; a stale zero from
+    /// before a spill is the spilling pusher's to announce (its fence and wake).
     #[inline]
     pub fn has_ready(&self) -> bool {
-        self.front.has_ready() || self.spilled() != 0
+        // The mutant CI expects loom to catch (`loom-tests/tests/spill.rs`): the front first.
+        #[cfg(tokengate_mutant = "spill_has_ready_front_first")]
+        return self.front.has_ready() || self.spilled() != 0;
+        #[cfg(not(tokengate_mutant = "spill_has_ready_front_first"))]
+        return self.spilled_acquire() != 0 || self.front.has_ready();
     }
 
     /// How many values wait in the overflow (approximate while other threads push or pop).
@@ -251,7 +263,8 @@ impl<T> SpillQueue<T> {
     fn spilled_acquire(&self) -> usize {
         // ORDERING: Acquire pairs with the Release store in `publish_spilled`: a push that
         // reads 0 written by a pop that drained the overflow claims its front position after
-        // the positions of the values that pop moved to the front (module docs).
+        // the positions of the values that pop moved to the front (module docs), and
+        // `has_ready` that reads it sees their stamps.
         self.spill.spilled.load(Ordering::Acquire)
     }
 
