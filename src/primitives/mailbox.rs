@@ -126,7 +126,8 @@ impl Mailbox {
     }
 
     /// Whether a pop of the lane of `weight` now would find a token whose push completed
-    /// (see [`ArrayQueue::has_ready`]): what a worker asks before it sleeps.
+    /// (see [`SpillQueue::has_ready`](super::SpillQueue::has_ready)): what a worker asks
+    /// before it sleeps.
     #[inline]
     pub fn has_ready(&self, weight: Weight) -> bool {
         self.lanes[weight.lane()].has_ready()
