@@ -348,10 +348,10 @@ impl Operation {
     /// A task a worker submits normally goes to that worker's local deque, which it runs
     /// newest first (the order that suits nested fork-join: a join finds its task on top;
     /// the deque is bounded, and when it is full its older half moves to the worker's mailbox,
-    /// to run oldest first before the rest). A FIFO task goes to the worker's mailbox instead, whose lanes are first-in, first-out,
-    /// so a worker runs its own FIFO tasks of one weight in submission order (idle workers may
-    /// still take some, oldest first). Tasks submitted from outside the workers are FIFO per
-    /// lane either way. [`Runtime::spawn_fifo`](crate::Runtime::spawn_fifo) and
+    /// to run oldest first before the rest). A FIFO task goes to the worker's mailbox instead,
+    /// whose lanes are first-in, first-out, so a worker runs its own FIFO tasks of one weight
+    /// in submission order (idle workers may still take some, oldest first). Tasks submitted
+    /// from outside the workers are FIFO per lane either way. [`Runtime::spawn_fifo`](crate::Runtime::spawn_fifo) and
     /// [`Scope::spawn_fifo`](crate::Scope::spawn_fifo) use it.
     ///
     /// # Examples

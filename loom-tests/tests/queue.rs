@@ -6,9 +6,9 @@
 //! its value back and a pop of an empty one returns `None`, also while racing the operation
 //! that would change the answer; a capacity-1 queue holds one value (regression models of the
 //! half-step stamps); `has_ready` (asked by a worker before it sleeps) says yes only for a
-//! value a pop then finds, and follows a concurrent pop. Loom's `UnsafeCell` tracking fails any model in which a slot's value is
-//! read without the push's write happening before it, or overwritten before the previous
-//! lap's pop read it.
+//! value a pop then finds, and follows a concurrent pop. Loom's `UnsafeCell` tracking fails
+//! any model in which a slot's value is read without the push's write happening before it,
+//! or overwritten before the previous lap's pop read it.
 //!
 //! No thread retries in a loop: a refused push or an empty pop is recorded and checked (see
 //! the crate docs on loom's unfair yields). Every concurrent model runs its threads in both

@@ -8,9 +8,10 @@
 //!
 //! A worker's queues are bounded (`queue_front` in `mod.rs`), none is ever refused a token:
 //! the mailbox lanes and the home queues spill into their overflow (a
-//! [`SpillQueue`](crate::primitives::SpillQueue)), and a full local deque moves its older half to the
-//! worker's own mailbox ([`Engine::push_local`]): those tasks then run oldest first, before
-//! the deque's newer ones, and thieves take them from the mailbox lanes instead.
+//! [`SpillQueue`](crate::primitives::SpillQueue)), and a full local deque moves its older
+//! half to the worker's own mailbox ([`Engine::push_local`]): those tasks then run oldest
+//! first, before the deque's newer ones, and thieves take them from the mailbox lanes
+//! instead.
 
 use std::collections::VecDeque;
 use std::fmt;
