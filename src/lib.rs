@@ -29,8 +29,9 @@
 //! - Every admitted task runs exactly once, or resolves `Killed`/`TimedOut`/`ShutDown`
 //!   without running; every handle resolves.
 //! - At most `capacity` tasks are admitted and unfinished at once; memory is fixed by it.
-//! - Submitting, routing, popping, stealing and completing take no lock; the one allocation
-//!   per task holds the closure, its state and its outcome. Tokens are recycled.
+//! - Submitting, routing, popping, stealing and completing take no lock. A small task lives
+//!   in its token's cell (closure, state and outcome together) and allocates nothing; a
+//!   larger one makes one allocation. Tokens are recycled.
 //! - An idle runtime parks its workers. A worker that submits or joins never deadlocks the
 //!   runtime, even with one worker and a full ring.
 //! - A panicking task resolves [`TaskError::Panicked`]; the worker lives on.

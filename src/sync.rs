@@ -4,10 +4,9 @@
 //! loom models in `loom-tests/` explore every interleaving of the very code that ships. Spinning
 //! and yielding come from here too: a spin loop loom cannot see would hang a model.
 //!
-//! One honest exception: task cells are reference-counted with `std::sync::Arc` under loom as
-//! well, because they are held as trait objects (`Arc<dyn Job>`) and loom's `Arc` cannot be
-//! unsized. Their reference count is not part of any protocol of ours; std's `Arc` is correct
-//! on its own.
+//! Tasks are reference-counted by the crate itself (`task::TaskRef`, the count in the task's
+//! header, on these atomics), since a task may live in its token's cell rather than in an
+//! allocation of its own; so loom sees that count too.
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{

@@ -227,3 +227,57 @@ fn join_forks_steals_and_panics() {
             >= 1
     );
 }
+
+/// Tasks in their tokens' cells (`primitives::CellTable`), small enough for miri: handles
+/// that outlive their runtime (the orphaned table is freed by the last handle's drop, or
+/// its join), a token taken again while its cell still holds an outcome nobody joined (the
+/// new task goes on the heap), over-aligned, large and zero-sized captures, and outputs and
+/// captures that panic in `Drop` inside a cell.
+#[test]
+fn tasks_in_token_cells_outlive_their_runtime_and_contain_their_drops() {
+    common::quiet_planned_panics();
+
+    #[repr(align(128))]
+    struct OverAligned(u8);
+    struct PanicsOnDrop(u8);
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("planned panic in the drop of {}", self.0);
+        }
+    }
+
+    let rt = common::runtime_with_capacity(1, 2);
+    // Each token's cell holds an outcome nobody joined yet: the next tasks under those
+    // tokens go on the heap.
+    let unjoined: Vec<_> = (0..4u64).map(|i| rt.spawn(move || i * 10)).collect();
+    let big = [7u8; 512];
+    let aligned = OverAligned(3);
+    let large = rt.spawn(move || big.iter().map(|&b| b as usize).sum::<usize>());
+    let over = rt.spawn(move || aligned.0);
+    let zero = rt.spawn(|| ());
+    assert_eq!(large.join(), Ok(7 * 512));
+    assert_eq!(over.join(), Ok(3));
+    assert_eq!(zero.join(), Ok(()));
+    // An output that panics in `Drop`, dropped unjoined by the worker (detached first) or by
+    // the handle; a capture that panics in `Drop` as the closure returns.
+    drop(rt.spawn(|| PanicsOnDrop(1)));
+    let joined_late = rt.spawn(|| PanicsOnDrop(2));
+    let capture = PanicsOnDrop(3);
+    let panicked = rt.spawn(move || {
+        let _keep = &capture;
+    });
+    assert!(matches!(panicked.join(), Err(TaskError::Panicked(_))));
+    while !joined_late.is_finished() {
+        std::thread::yield_now();
+    }
+    let kept = rt.spawn(|| 5u8);
+    // The runtime goes first; the handles keep their cells (and so the table) alive.
+    drop(rt);
+    for (i, h) in unjoined.into_iter().enumerate() {
+        assert_eq!(h.join(), Ok(i as u64 * 10));
+    }
+    // Its output's panicking drop runs here, the dropper's own code (as for any value it drops).
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(joined_late)));
+    assert!(dropped.is_err());
+    assert_eq!(kept.join(), Ok(5)); // the table's last cell: freed here
+}

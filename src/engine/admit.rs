@@ -3,7 +3,6 @@
 //! paused). Every submission of the public API comes through here; each returns the task's
 //! [`OutcomeRef`], which the runtime layer wraps into its handle.
 
-use std::any::TypeId;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::Instant;
@@ -11,7 +10,6 @@ use std::time::Instant;
 use super::current;
 use super::op_table::OpEntry;
 use super::Engine;
-use crate::contain::drop_contained;
 use crate::error::{TaskError, TrySubmitError};
 use crate::operation::Operation;
 use crate::primitives::{Limiter, NeverRan, Token};
@@ -26,37 +24,6 @@ enum Dry<F, T> {
     Done(OutcomeRef<T>),
     /// The runtime was shut down meanwhile.
     Closed(F),
-}
-
-/// What a submitted closure and its output may borrow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Borrows {
-    /// Nothing: both are `'static`. With the task's concrete type,
-    /// `TypeId::of::<Task<F, T>>()`, if the task is small enough to be kept after it ran
-    /// ([`RETIRED_MAX_BYTES`]).
-    Nothing(Option<TypeId>),
-    /// A scope's or a broadcast's environment: its `TaskGroup` keeps it alive until the task
-    /// is gone, so the task must not outlive its run anywhere else.
-    Scope,
-}
-
-/// The largest task (`size_of::<Task<F, T>>()`: metadata, closure and output inline) kept
-/// under its token after it ran, to be rebuilt in place or freed by the token's next taker.
-/// A larger one is freed as soon as its last reference goes, as any allocation: so the
-/// finished tasks kept alive take at most `capacity × RETIRED_MAX_BYTES` bytes (8 MiB at
-/// 16384 tokens), whatever closures and outputs a program uses.
-pub(crate) const RETIRED_MAX_BYTES: usize = 512;
-
-impl Borrows {
-    /// What a `'static` task of `F` and `T` borrows: nothing; with its type.
-    fn owned<F, T>() -> Self
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        let small = std::mem::size_of::<Task<F, T>>() <= RETIRED_MAX_BYTES;
-        Borrows::Nothing(small.then(TypeId::of::<Task<F, T>>))
-    }
 }
 
 /// Under loom, panics in words for an operation a model cannot run: one with a deadline. Called
@@ -90,7 +57,7 @@ impl Engine {
         T: Send + 'static,
     {
         // SAFETY: `F: 'static` and `T: 'static`: nothing to outlive.
-        unsafe { self.admit_unchecked(op, func, wait, None, Borrows::owned::<F, T>()) }
+        unsafe { self.admit_unchecked(op, func, wait, None) }
     }
 
     /// Admits `func`, waiting for a token while every token is out; a refused submission
@@ -101,7 +68,7 @@ impl Engine {
         T: Send + 'static,
     {
         // SAFETY: `F: 'static` and `T: 'static`: nothing to outlive.
-        unsafe { self.submit_unchecked(op, func, None, Borrows::owned::<F, T>()) }
+        unsafe { self.submit_unchecked(op, func, None) }
     }
 
     /// [`submit`](Self::submit) for closures that borrow; see
@@ -116,14 +83,13 @@ impl Engine {
         op: &Operation,
         func: F,
         broadcast_to: Option<usize>,
-        borrows: Borrows,
     ) -> OutcomeRef<T>
     where
         F: FnOnce() -> T + Send + 'a,
         T: Send + 'a,
     {
         // SAFETY: forwarded from the caller.
-        match unsafe { self.admit_unchecked(op, func, true, broadcast_to, borrows) } {
+        match unsafe { self.admit_unchecked(op, func, true, broadcast_to) } {
             Ok(outcome) => outcome,
             Err(refused) => {
                 let error = match refused {
@@ -150,7 +116,6 @@ impl Engine {
         func: F,
         wait: bool,
         broadcast_to: Option<usize>,
-        borrows: Borrows,
     ) -> Result<OutcomeRef<T>, TrySubmitError<F>>
     where
         F: FnOnce() -> T + Send + 'a,
@@ -207,7 +172,7 @@ impl Engine {
         let stripe = self.stripe();
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: forwarded from the caller.
-        let outcome = unsafe { self.install(&token, op, entry, func, time, placement, borrows) };
+        let outcome = unsafe { self.install(&token, op, entry, func, time, placement) };
         if holdable && (hold_slot.is_some() || self.is_paused() || entry.is_paused()) {
             self.hold(token, hold_slot);
         } else {
@@ -232,7 +197,6 @@ impl Engine {
         func: F,
         time: AdmissionTime,
         placement: Placement,
-        borrows: Borrows,
     ) -> OutcomeRef<T>
     where
         F: FnOnce() -> T + Send + 'a,
@@ -240,44 +204,12 @@ impl Engine {
     {
         let held = self.tokens.held(token);
         let id = TaskId::new(self.serial, held.next_generation(), token.index() as u32);
-        let task_type = match borrows {
-            Borrows::Nothing(task_type) => task_type,
-            Borrows::Scope => None,
-        };
-        let tag = Some(entry.tag());
-        let mut meta = TaskMeta::new(id, self.id(), op, tag, time, placement, task_type);
-        meta.from_worker = current::is_worker_of(self.id());
-        // The token's previous task, left here by the worker that ran it (see `tokens.rs`).
-        // On a worker, the new task is built in its allocation if it is of the same type and
-        // nobody holds it any more: the worker most likely ran it, so its cache lines are
-        // at hand. Any other thread drops it (it most often allocated it): rebuilding it
-        // would pull every line of it from the worker's core, which measured slower than a
-        // free and a malloc from the thread's own allocator cache.
-        let recycle = task_type.filter(|_| meta.from_worker);
-        let (meta, func) = match (held.take_retired(), recycle) {
-            (Some(previous), Some(task_type)) => {
-                // SAFETY: `task_type` is `Borrows::Nothing`'s, `TypeId::of::<Task<F, T>>()`
-                // (see `Borrows::owned`), and `meta` records it.
-                match unsafe { task::recycle(previous, task_type, meta, func) } {
-                    Ok((outcome, job)) => {
-                        // The hand-over of the token that follows publishes the job.
-                        held.put_job(job);
-                        return outcome;
-                    }
-                    Err((previous, meta, func)) => {
-                        // Its output, if nobody joined it, is user code.
-                        drop_contained(previous);
-                        (meta, func)
-                    }
-                }
-            }
-            (previous, _) => {
-                drop_contained(previous);
-                (meta, func)
-            }
-        };
-        // SAFETY: forwarded from the caller.
-        let (outcome, job) = unsafe { task::erase(Task::new(meta, func)) };
+        let meta = TaskMeta::new(id, self.id(), op, Some(entry.tag()), time, placement);
+        // In the token's cell if it fits and the token's previous task is gone (its handle
+        // may still hold it: then on the heap).
+        let cell = held.claim_cell::<F, T>();
+        // SAFETY: forwarded from the caller; the cell was claimed for a `Task<F, T>`.
+        let (outcome, job) = unsafe { task::erase(Task::new(meta, func), cell) };
         // The hand-over of the token that follows publishes the job.
         held.put_job(job);
         outcome
@@ -377,7 +309,7 @@ impl Engine {
                 let placement = Placement::default();
                 // SAFETY: `F: 'static` and `T: 'static`.
                 out.push(wrap(unsafe {
-                    self.install(t, op, entry, f, time, placement, Borrows::owned::<F, T>())
+                    self.install(t, op, entry, f, time, placement)
                 }));
             }
             if self.is_paused() || entry.is_paused() {
@@ -497,11 +429,11 @@ impl Engine {
         let n = self.inline_ids.fetch_add(1, Ordering::Relaxed);
         let id = TaskId::new(self.serial, n, NO_TOKEN);
         let time = self.admission_time(op);
-        let meta = TaskMeta::new(id, self.id(), op, Some(entry.tag()), time, placement, None);
+        let meta = TaskMeta::new(id, self.id(), op, Some(entry.tag()), time, placement);
         let stripe = self.stripe();
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: forwarded from the caller.
-        let (outcome, job) = unsafe { task::erase(Task::new(meta, func)) };
+        let (outcome, job) = unsafe { task::erase(Task::new(meta, func), None) };
         let me = current::current_index(self.id());
         match placement.home {
             // Another worker's task, or a sticky task even if homed here: its home takes it
@@ -528,10 +460,10 @@ impl Engine {
     fn refused<'a, T: Send + 'a>(&self, op: &Operation, error: TaskError) -> OutcomeRef<T> {
         let id = TaskId::new(self.serial, 0, NO_TOKEN);
         let (time, placement) = (AdmissionTime::default(), Placement::default());
-        let meta = TaskMeta::new(id, self.id(), op, None, time, placement, None);
+        let meta = TaskMeta::new(id, self.id(), op, None, time, placement);
         let task = Task::<fn() -> T, T>::resolved(meta, error, NeverRan::Killed);
         // SAFETY: the task holds no closure and no value of `T`, only the error: nothing in it
         // borrows from `'a`.
-        unsafe { task::erase(task) }.0
+        unsafe { task::erase(task, None) }.0
     }
 }

@@ -96,7 +96,7 @@ impl Engine {
     pub(crate) fn dispatch(&self, token: Token) {
         let (weight, broadcast_to, home, fifo) = self.tokens.held(&token).with_job(|job| {
             let m = job.meta();
-            (m.weight, m.broadcast_to, m.home, m.fifo)
+            (m.weight, m.broadcast_to(), m.home(), m.fifo)
         });
         if let Some(target) = home {
             let queue = match broadcast_to {

@@ -1,19 +1,8 @@
 //! The token table: per token, the task admitted under it and what travels with the token
-//! (its generation, its permit mark), in cells that only the token's holder touches; and the
-//! kill requests that `kill(id)` leaves for a token's task.
-//!
-//! A task that ran may stay under its token, *retired*, until the token's next taker admits a
-//! new task there: a worker rebuilds the new task in the old one's allocation when both are of
-//! one closure type (`task::recycle`: a warm worker allocates nothing for the tasks it
-//! submits), any other thread drops it. Retired are small tasks (`RETIRED_MAX_BYTES`) that
-//! borrow nothing (`TaskMeta::task_type`; a scope's must be gone before the scope returns),
-//! and of those the ones a worker submitted (the next taker of the token, most likely that
-//! worker, rebuilds in lines its core holds) or whose handle is gone (the next taker, most
-//! likely the submitter that allocated it, frees it: a worker freeing every task of a
-//! submitter that dropped its handles cost the allocator a cross-thread free each, which
-//! made fire-and-forget slower than joining). A task whose handle still waits is dropped by
-//! that handle, as any allocation. At most one retired task per token, of at most
-//! `RETIRED_MAX_BYTES`: the memory stays bounded by the capacity.
+//! (its generation, its permit mark), in cells that only the token's holder touches; the
+//! token's task cell (`task/cells.rs`: where a small task under the token is built, if the
+//! token's previous task is gone); and the kill requests that `kill(id)` leaves for a token's
+//! task.
 //!
 //! The holder reaches the cells through one door, [`TokenTable::held`], which takes a
 //! `&Token` as the proof that the caller holds it: the one safety argument of the table is
@@ -21,18 +10,17 @@
 
 use crossbeam_utils::CachePadded;
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 
 use crate::contain::drop_contained;
-use crate::primitives::Token;
+use crate::primitives::{CellTable, Token};
 use crate::sync::{AtomicU32, Ordering, UnsafeCell};
-use crate::task::{JobRef, TaskId};
+use crate::task::{CellPlace, JobRef, Task, TaskId};
 
 /// Per token: the task waiting under it. Padded so that neighbouring tokens held by
 /// different threads do not share a cache line.
 struct TokenSlot {
     job: UnsafeCell<Option<JobRef>>,
-    /// The last task that ran under this token, for the next taker to drop (module docs).
-    retired: UnsafeCell<Option<JobRef>>,
     /// How many tasks this token admitted (never 0 once one was: 0 is "no kill requested").
     generation: UnsafeCell<u32>,
     /// The task holds a permit of its operation's concurrency limiter (handed over by the
@@ -45,12 +33,18 @@ struct TokenSlot {
 /// One [`TokenSlot`] per token of the ring.
 pub(crate) struct TokenTable {
     slots: Box<[CachePadded<TokenSlot>]>,
+    /// One task cell per token; orphaned when the table is dropped (tasks in cells may
+    /// outlive the runtime, with their handles).
+    cells: NonNull<CellTable>,
 }
 
 // SAFETY: a slot's cells are only touched through a `Held` of the slot's token, that is by the
 // token's holder alone (see `Held`); `kill_generation` is atomic. Shared between threads, the
-// table hands out nothing else.
+// table hands out nothing else. The task cells are `Sync` (`CellTable`), claimed through a
+// `Held` too.
 unsafe impl Sync for TokenTable {}
+// SAFETY: the slots' contents are `Send` (a `JobRef` is); the cell table is `Send`.
+unsafe impl Send for TokenTable {}
 
 impl TokenTable {
     pub(crate) fn new(capacity: usize) -> Self {
@@ -59,13 +53,13 @@ impl TokenTable {
                 .map(|_| {
                     CachePadded::new(TokenSlot {
                         job: UnsafeCell::new(None),
-                        retired: UnsafeCell::new(None),
                         generation: UnsafeCell::new(0),
                         permit: UnsafeCell::new(false),
                         kill_generation: AtomicU32::new(0),
                     })
                 })
                 .collect(),
+            cells: CellTable::new(capacity),
         }
     }
 
@@ -74,6 +68,8 @@ impl TokenTable {
     pub(crate) fn held<'a>(&'a self, token: &'a Token) -> Held<'a> {
         Held {
             slot: &self.slots[token.index()],
+            cells: self.cells,
+            index: token.index(),
             _token: PhantomData,
         }
     }
@@ -101,14 +97,19 @@ impl TokenTable {
 }
 
 impl Drop for TokenTable {
-    /// Drops the retired tasks (an output nobody joined is user code: contained).
+    /// Drops the tasks still under their tokens (their last references perhaps: user code,
+    /// contained), then lets go of the task cells, which live on while a handle holds a task
+    /// in one.
     fn drop(&mut self) {
         for slot in self.slots.iter() {
             // SAFETY: `&mut self`: nobody else holds a token of this table any more.
-            if let Some(job) = slot.retired.with_mut(|r| unsafe { (*r).take() }) {
+            if let Some(job) = slot.job.with_mut(|j| unsafe { (*j).take() }) {
                 drop_contained(job);
             }
         }
+        // SAFETY: the table's own cell table, orphaned once: no token is taken again, so no
+        // cell is claimed again.
+        unsafe { CellTable::orphan(self.cells) };
     }
 }
 
@@ -129,6 +130,8 @@ impl Drop for TokenTable {
 ///    in the cells happens before the next holder reads them.
 pub(crate) struct Held<'a> {
     slot: &'a TokenSlot,
+    cells: NonNull<CellTable>,
+    index: usize,
     _token: PhantomData<&'a Token>,
 }
 
@@ -163,24 +166,22 @@ impl Held<'_> {
         self.slot.job.with_mut(|j| unsafe { *j = Some(job) });
     }
 
-    /// Leaves `job`, which ran, under the token for its next taker to drop.
+    /// The token's task cell, claimed for a task of `F` and `T`, if such a task fits a
+    /// cell and the token's previous task is gone; else the task goes on the heap.
     #[inline]
-    pub(crate) fn retire(&self, job: JobRef) {
-        // SAFETY: the holder alone touches the cell (see `Held`).
-        let previous = self.slot.retired.with_mut(|r| unsafe { (*r).replace(job) });
-        debug_assert!(
-            previous.is_none(),
-            "a token's admission takes its retired task"
-        );
-        // `None` by construction; were it not, its drop is user code.
-        drop_contained(previous);
-    }
-
-    /// Takes the task the token carried last, if it was retired here.
-    #[inline]
-    pub(crate) fn take_retired(&self) -> Option<JobRef> {
-        // SAFETY: the holder alone touches the cell (see `Held`).
-        self.slot.retired.with_mut(|r| unsafe { (*r).take() })
+    pub(crate) fn claim_cell<F: FnOnce() -> T, T>(&self) -> Option<CellPlace> {
+        if !Task::<F, T>::fits_a_cell() {
+            return None;
+        }
+        let table = self.cells;
+        // SAFETY: the table is orphaned only by `TokenTable::drop`, which takes `&mut`: not
+        // while a token of it is held.
+        let bytes = unsafe { table.as_ref() }.claim(self.index)?;
+        Some(CellPlace {
+            table,
+            index: self.index as u32,
+            bytes,
+        })
     }
 
     /// Counts a new task admitted under the token; returns its generation (never 0).

@@ -22,8 +22,7 @@
 //! | the drop of a refused closure (`try_submit` hands it back; `submit` after shutdown drops it) | the submitter | the submitter's own code: its panic is the submitter's, as for any value it drops |
 //! | the drop of an output or a panic payload nobody joined (the handle was dropped first) | the thread that publishes it (a worker, a joiner running it inline) | `TaskSlot::publish` drops a detached outcome in place (`drop_outcome_in_place`: `catch_unwind`, then `contain::forget_payload`) |
 //! | the same, the handle dropped after the task finished | the handle's thread, in `TaskHandle::drop` (`TaskSlot::detach`) | the dropper's own code, as when it held the last reference |
-//! | the drop of a finished task kept under its token (`tokens.rs`): what is left of it, such as a waker | the token's next taker (`install`, `recycle`), or whoever drops the runtime | `contain::drop_contained`; `recycle` catches a panic of the in-place drop |
-//! | the drop of a task's last reference (`execute`, `kill_held`) | a worker, an admin caller | `contain::drop_contained` |
+//! | the drop of a task's last reference (`execute`, `kill_held`, a handle's drop, the token table's drop): what is left of it, such as a waker, or an outcome nobody joined | whoever drops it | the task's disposal (`task::dispose`) catches a panic of the in-place drop, then frees the cell or the allocation all the same |
 //! | the drop of an output or payload taken by `join` | the joiner | the joiner's own value |
 //! | a waker's `wake` | the finisher | `catch_unwind` in the slot (`Waiter::wake`) |
 //! | a waker's `clone` and `drop` | the poller; the finisher for a replaced waker | the poller's executor; a replaced waker is dropped with no flag held |
@@ -301,17 +300,11 @@ impl Worker {
                 return; // else it waits: whoever releases a permit dispatches it
             }
             // The token goes home before the outcome is published, so that a joiner woken by
-            // it finds the token free (`try_submit` right after a `join` is not `Full`). A
-            // small task that borrows nothing stays under it, retired (`tokens.rs`), if a
-            // worker submitted it (a worker, most likely this one, will rebuild the next task
-            // in it) or its handle is gone (the next taker frees it, most likely its
-            // allocator); else its handle drops it, as any allocation.
-            let retire = meta.task_type.is_some() && (meta.from_worker || job.is_detached());
+            // it finds the token free (`try_submit` right after a `join` is not `Full`). The
+            // task itself (in the token's cell, or on the heap) lives until its last
+            // reference goes: its handle's, or ours below.
             let ran = self.run_recorded(&*job, entry, &mut || {
                 if let Some(token) = token.take() {
-                    if retire {
-                        engine.tokens.held(&token).retire(JobRef::clone(&job));
-                    }
                     self.finish(token, entry, permit);
                 }
             });
@@ -320,8 +313,8 @@ impl Worker {
             }
         }
         // Perhaps the last reference: an output or panic payload nobody joined is dropped
-        // here, and its `Drop` is user code.
-        drop_contained(job);
+        // here, and its `Drop` is user code (contained by the task's disposal).
+        drop(job);
         if let Some(token) = token {
             self.finish(token, entry, permit);
         }
@@ -380,11 +373,7 @@ impl Worker {
         // joiner helps with other work until it is done). Sticky: it runs from its home
         // worker's queue, after the earlier tasks of its key (the joiner helps meanwhile,
         // which on the home worker pops that queue in order).
-        if job.meta().limited
-            || job.meta().sticky.is_some()
-            || entry.is_paused()
-            || engine.is_paused()
-        {
+        if job.meta().limited || job.meta().sticky || entry.is_paused() || engine.is_paused() {
             return false;
         }
         self.run_recorded(job, entry, &mut || {})
@@ -416,7 +405,7 @@ impl Worker {
     ) -> bool {
         let engine = &*self.engine;
         let meta = job.meta();
-        if meta.home.is_some_and(|w| w != self.index) {
+        if meta.home().is_some_and(|w| w != self.index) {
             return false; // another worker's broadcast run or sticky task: only it may run it
         }
         let start = if self.sample_this_run() {

@@ -10,6 +10,7 @@
 //! | [`StackLatch`] | a stack job's latch: the thief sets it, the owner waits for it, parking only if the setter will wake it | `join.rs` (`latch.rs` here) |
 //! | [`SpillQueue`] | a lock-free bounded front ([`ArrayQueue`]) with an overflow behind a lock, taken only when the front is full | `spill.rs` |
 //! | [`Mailbox`], [`LanePicker`] | a worker's three weight lanes (each a [`SpillQueue`]), taken without starvation | `mailbox.rs` |
+//! | [`CellTable`] | fixed-size cells claimed and released by index from any thread, allocated in chunks on first use; the table outlives its owner until its last cell is released | `cells.rs` |
 //! | [`TaskSlot`], [`Registration`], [`TokenState`], [`NeverRan`] | one task's closure, state word and outcome; the waiter and waker hand-over | `slot.rs`, `slot_future.rs` |
 //! | [`Sleeper`] | a worker's activity word and its park/wake protocol (`sleep.md`) | `sleep.rs` |
 //! | [`Limiter`] | a concurrency limiter whose waiters wait in it, not on a thread | `limiter.rs` |
@@ -27,6 +28,7 @@
 //! | [`Sleeper::register_current_thread`] from a second thread | panics; the first registration stands (registered once, `UNSET → WRITING → SET`) |
 //! | [`TaskSlot::resolved`], [`TaskSlot::abandon`] with a state the task could still leave | does not compile: they take a [`NeverRan`] (`Killed` or `TimedOut`) |
 //! | [`TokenRing::give_back`] of another ring's [`Token`] | panics (a token carries its ring's serial) |
+//! | [`CellTable::claim`] of a cell in use, or of an orphaned table | `None`: at most one claimer holds a cell |
 //! | [`Limiter::release`] with no permit out | panics; the count is unchanged |
 //! | [`ArrayQueue::push_bounded_by_caller`] on a full queue (the caller's bound is broken; [`Limiter::acquire`] with a waiting queue smaller than the ring) | panics instead of spinning |
 //! | a condition of [`TokenRing::wait_for`] / [`TokenRing::take_or`] that panics | the panic passes through; the waiter's entry is removed on the way |
@@ -34,6 +36,7 @@
 //! Nothing here knows about tasks, workers or runtimes: the rest of the crate is built on
 //! these, never the other way round.
 
+mod cells;
 mod deque;
 mod job_deque;
 mod latch;
@@ -47,6 +50,7 @@ mod spill;
 mod state;
 mod wait_list;
 
+pub use cells::{CellTable, CELL_ALIGN, CELL_BYTES, CHUNK_CELLS};
 pub use deque::{LocalDeque, Steal};
 pub use job_deque::{JobDeque, JobSteal};
 pub use latch::StackLatch;

@@ -1,4 +1,4 @@
-//! The task slot: one allocation per task holding its closure going in and its outcome coming
+//! The task slot: one place per task holding its closure going in and its outcome coming
 //! out, driven by the state word of `state.rs`.
 //!
 //! Exactly one thread runs or cancels the task (whoever wins the lifecycle CAS out of

@@ -2,7 +2,6 @@
 
 use super::scope::wait_for_group;
 use super::{Runtime, TaskHandle};
-use crate::engine::admit::Borrows;
 use crate::error::TaskError;
 use crate::operation::{Operation, Weight};
 use crate::task::{GroupOutput, TaskGroup};
@@ -75,12 +74,7 @@ impl Runtime {
                 // SAFETY: the closure is a task of `group`, which is empty before this
                 // function returns (so before `f`, borrowed, goes out of scope).
                 let outcome = unsafe {
-                    engine.submit_unchecked(
-                        &BROADCAST,
-                        move || task.call(),
-                        Some(index),
-                        Borrows::Scope,
-                    )
+                    engine.submit_unchecked(&BROADCAST, move || task.call(), Some(index))
                 };
                 TaskHandle::new(outcome)
             })

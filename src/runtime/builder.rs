@@ -105,8 +105,9 @@ impl Builder {
     /// two. Default: 256 per worker, at least 1024 and at most 16384.
     ///
     /// Memory is fixed by it and the worker count, allocated at build time:
-    /// `capacity × 144 + workers × front × 88` bytes. Per token: a 128-byte token-table
-    /// entry and a 16-byte ring slot. Per worker, its queues' lock-free fronts of `front`
+    /// `capacity × 145 + workers × front × 88` bytes (plus 8 per 64 tokens). Per token: a
+    /// 128-byte token-table entry, a 16-byte ring slot and its task cell's state byte. Per
+    /// worker, its queues' lock-free fronts of `front`
     /// slots each: five 16-byte queue slots (the three weight lanes of its mailbox, its sticky
     /// queue, its broadcast queue) and an 8-byte slot of its local deque, where `front` is
     /// the worker's share of the ring, `capacity / workers` rounded up to a power of two, at
@@ -117,9 +118,19 @@ impl Builder {
     /// cache, its thread) and a few tens of KiB that do not grow. Each operation with a
     /// concurrency limit adds `16 × capacity` bytes (its waiting queue) at its first
     /// submission. So the default capacity takes about 0.3 MB on 2 workers, 1.2 MB on 16,
-    /// 4.7 MB on 64 and 11.5 MB on 256; 2²⁴ tokens, the maximum, about 3.6 GiB (and as long
-    /// to fill): size it to the tasks you need in flight, not more. `tests/memory.rs`
-    /// measures this formula.
+    /// 4.7 MB on 64 and 11.5 MB on 256 at build; 2²⁴ tokens, the maximum, about 3.6 GiB (and
+    /// as long to fill): size it to the tasks you need in flight, not more.
+    ///
+    /// Then, as tokens are first used, their **task cells**: 256 bytes per token, in chunks
+    /// of 64 tokens (16 KiB), kept until the runtime and the last handle holding one are
+    /// gone; `capacity × 256` bytes once every token was used (4 MiB at 16384 tokens, so
+    /// 15.7 MB in all on 256 workers). A task is built in its token's cell when it fits
+    /// (header, record, closure and output: 184 bytes with an empty closure, so room for
+    /// about 70 bytes of closure and output together, aligned to at most 64) and the
+    /// token's previous task is gone; else on the heap, one allocation. So small tasks
+    /// allocate nothing, from any thread. A finished task holds no token (it goes home as
+    /// the task finishes): an outcome nobody joined yet keeps its cell, and the next task
+    /// under that token goes on the heap. `tests/memory.rs` measures all of this.
     ///
     /// A worker's queue never refuses a task: a burst beyond its front waits in an overflow
     /// behind a lock ([`SpillQueue`](crate::primitives::SpillQueue): a lane, sticky or
@@ -127,14 +138,6 @@ impl Builder {
     /// overflow is allocated while it is used and freed once it is drained; with every token
     /// in it, it holds `16 × capacity` bytes. Its lock is off the hot path: taken only while
     /// a queue is past its front.
-    ///
-    /// A finished task's allocation (its metadata, and its closure's and output's room, empty
-    /// once the output is taken or its handle dropped) stays under its token until the
-    /// token's next use builds a task of the same closure type in it (on a worker), or frees
-    /// it: a warm worker allocates nothing per task it submits. Only tasks of at most 512 bytes (metadata, closure
-    /// and output inline: room for about 300 bytes of closure and output) are kept so, so
-    /// finished tasks keep at most `capacity × 512` bytes alive (8 MiB at 16384 tokens); a
-    /// larger one is freed when its last reference goes.
     ///
     /// Tasks run without a token (a worker submitting into a dry ring, see
     /// [`Runtime::submit`]) are bounded by the stack frames blocked doing so, not by it.

@@ -6,7 +6,6 @@ use std::marker::PhantomData;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use super::{Runtime, TaskHandle};
-use crate::engine::admit::Borrows;
 use crate::engine::{current, Engine};
 use crate::error::TaskError;
 use crate::operation::Operation;
@@ -95,7 +94,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         let outcome = unsafe {
             self.runtime
                 .engine()
-                .submit_unchecked(op, move || task.call(), None, Borrows::Scope)
+                .submit_unchecked(op, move || task.call(), None)
         };
         ScopedHandle {
             inner: TaskHandle::new(outcome),

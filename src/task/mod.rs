@@ -1,21 +1,21 @@
 //! A submitted task: its [`TaskSlot`] plus what the runtime knows about it ([`TaskMeta`]),
 //! behind the two type-erased views the runtime needs: [`Job`] for workers (no types) and
-//! [`Outcome<T>`] for handles (the output type only); and [`erase`], the one place where a
-//! task's borrow is erased.
+//! [`Outcome<T>`] for handles (the output type only), each held through a [`TaskRef`] (a
+//! reference counted in the task's header); and [`erase`], the one place where a task is put
+//! in its memory (its token's cell, `cells.rs`, or the heap) and its borrow is erased.
 
 mod group;
 mod id;
 
-use std::any::TypeId;
-use std::ptr;
-use std::sync::Arc as StdArc;
+use std::alloc::{self, Layout};
+use std::ptr::NonNull;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use crate::error::TaskError;
 use crate::operation::{Operation, Weight};
-use crate::primitives::{NeverRan, Registration, TaskSlot, TokenState};
-use crate::sync::{AtomicBool, Ordering};
+use crate::primitives::{CellTable, NeverRan, Registration, TaskSlot, TokenState};
+use crate::sync::{fence, AtomicBool, AtomicUsize, Ordering};
 
 pub(crate) use group::{GroupOutput, TaskGroup};
 pub(crate) use id::next_runtime_serial;
@@ -42,6 +42,9 @@ pub(crate) struct AdmissionTime {
 /// The operation index of a task that has no entry in its runtime's table (refused).
 const NO_OPERATION: u32 = u32::MAX;
 
+/// The home of a task any worker may run.
+const NO_HOME: u32 = u32::MAX;
+
 /// What the runtime records about a task besides its slot.
 #[derive(Debug)]
 pub(crate) struct TaskMeta {
@@ -54,28 +57,24 @@ pub(crate) struct TaskMeta {
     pub(crate) op: u32,
     /// The operation's kill epoch at admission (see `OpEntry::epoch`).
     pub(crate) epoch: u32,
+    /// The worker it must run on ([`NO_HOME`] if any may): its broadcast's, or its sticky
+    /// key's worker. (A `u32` and flags rather than `Option`s: the record is part of every
+    /// task's cell, where each byte saved is room for a closure.)
+    home: u32,
     pub(crate) weight: Weight,
-    pub(crate) sticky: Option<u64>,
-    /// Only this worker may run it (a broadcast run).
-    pub(crate) broadcast_to: Option<usize>,
-    /// The worker it must run on: `broadcast_to`, or its sticky key's worker.
-    pub(crate) home: Option<usize>,
+    /// Its operation has a sticky key (its home is that key's worker).
+    pub(crate) sticky: bool,
+    /// A broadcast run: only its home worker may run it, from its broadcast queue.
+    broadcast: bool,
+    /// Its operation has a concurrency limit: it runs only with a permit.
+    pub(crate) limited: bool,
+    /// Its operation is [`fifo`](Operation::fifo): a worker that submits it queues it in
+    /// its mailbox, not its local deque.
+    pub(crate) fifo: bool,
     /// Admission time on the runtime's clock (0 when timings are off).
     pub(crate) submitted_ns: u64,
     /// Start deadline, if its operation has one.
     pub(crate) deadline: Option<Instant>,
-    /// Its operation has a concurrency limit: it runs only with a permit.
-    pub(crate) limited: bool,
-    /// `Some` when nothing in it borrows (it is not a scope's or a broadcast's): its concrete
-    /// type, `TypeId::of::<Task<F, T>>()`. Once it ran, the worker may leave it under its
-    /// token, where the token's next taker drops it or, for a task of the same type, builds
-    /// the new task in its allocation ([`recycle`]; see `tokens.rs`).
-    pub(crate) task_type: Option<TypeId>,
-    /// Submitted by a worker of its runtime.
-    pub(crate) from_worker: bool,
-    /// Its operation is [`fifo`](Operation::fifo): a worker that submits it queues it in
-    /// its mailbox, not its local deque.
-    pub(crate) fifo: bool,
     /// Asked to stop: a kill or cancel that came while it was running, so a retry loop stops
     /// between attempts.
     pub(crate) stop: AtomicBool,
@@ -85,6 +84,7 @@ impl TaskMeta {
     /// The metadata of task `id` of `op`, admitted by the runtime `runtime`. `entry`: the
     /// index of its operation in the runtime's table and that operation's kill epoch at
     /// admission (`None` for a refused task, which has no entry).
+    #[inline]
     pub(crate) fn new(
         id: TaskId,
         runtime: usize,
@@ -92,7 +92,6 @@ impl TaskMeta {
         entry: Option<(u32, u32)>,
         time: AdmissionTime,
         placement: Placement,
-        task_type: Option<TypeId>,
     ) -> Self {
         let (index, epoch) = entry.unwrap_or((NO_OPERATION, 0));
         Self {
@@ -101,18 +100,28 @@ impl TaskMeta {
             runtime,
             op: index,
             epoch,
+            home: placement.home.map_or(NO_HOME, |w| w as u32),
             weight: op.get_weight(),
-            sticky: op.get_sticky(),
-            broadcast_to: placement.broadcast_to,
-            home: placement.home,
+            sticky: op.get_sticky().is_some(),
+            broadcast: placement.broadcast_to.is_some(),
+            limited: op.get_concurrency_limit().is_some(),
+            fifo: op.is_fifo(),
             submitted_ns: time.ns,
             deadline: time.deadline,
-            limited: op.get_concurrency_limit().is_some(),
-            task_type,
-            from_worker: false,
-            fifo: op.is_fifo(),
             stop: AtomicBool::new(false),
         }
+    }
+
+    /// The worker it must run on, if any: its broadcast's, or its sticky key's.
+    #[inline]
+    pub(crate) fn home(&self) -> Option<usize> {
+        (self.home != NO_HOME).then_some(self.home as usize)
+    }
+
+    /// The worker whose broadcast run it is, if it is one.
+    #[inline]
+    pub(crate) fn broadcast_to(&self) -> Option<usize> {
+        self.home().filter(|_| self.broadcast)
     }
 
     /// Whether a kill, cancel or shutdown asked the running task to stop retrying.
@@ -127,25 +136,75 @@ impl TaskMeta {
     }
 }
 
-/// A task's allocation: its slot (closure, output, waiter) and what the runtime knows of it.
+/// A task: its header (reference count, how to dispose of it, where it lives), its slot
+/// (closure, output, waiter) and what the runtime knows of it. `repr(C)` with the header
+/// first, so that a pointer to the task is a pointer to its header ([`TaskRef`]).
+#[repr(C)]
 pub(crate) struct Task<F, T> {
+    header: Header,
     slot: TaskSlot<F, T>,
     meta: TaskMeta,
 }
 
+/// What a [`TaskRef`] needs of a task whose type it does not know.
+#[repr(C)]
+pub(crate) struct Header {
+    /// The references to the task ([`TaskRef`]s): its handle's and the runtime's.
+    refs: AtomicUsize,
+    /// Drops the task in place and frees its memory: `dispose::<F, T>` of its type.
+    dispose: unsafe fn(NonNull<Header>),
+    home: Home,
+}
+
+/// Where a task's memory is.
+#[derive(Clone, Copy)]
+enum Home {
+    /// Its own heap allocation, of `Layout::new::<Task<F, T>>()`.
+    Heap,
+    /// Cell `index` of a [`CellTable`]: its token's.
+    Cell {
+        table: NonNull<CellTable>,
+        index: u32,
+    },
+}
+
+// SAFETY: the table a cell home points to is `Sync` and `Send` (`CellTable`), and the pointer
+// is only used to release the cell, by the task's last holder.
+unsafe impl Send for Home {}
+// SAFETY: as above.
+unsafe impl Sync for Home {}
+
+/// The most references a task may have (as `Arc`'s limit: past it, the count could wrap).
+const MAX_REFS: usize = isize::MAX as usize;
+
 impl<F: FnOnce() -> T, T> Task<F, T> {
+    #[inline]
     pub(crate) fn new(meta: TaskMeta, func: F) -> Self {
+        Self::with_slot(meta, TaskSlot::new(func))
+    }
+
+    pub(crate) fn resolved(meta: TaskMeta, error: TaskError, lifecycle: NeverRan) -> Self {
+        Self::with_slot(meta, TaskSlot::resolved(error, lifecycle))
+    }
+
+    #[inline]
+    fn with_slot(meta: TaskMeta, slot: TaskSlot<F, T>) -> Self {
         Self {
-            slot: TaskSlot::new(func),
+            header: Header {
+                // The handle's and the runtime's; `place` sets the home.
+                refs: AtomicUsize::new(2),
+                dispose: dispose::<F, T>,
+                home: Home::Heap,
+            },
+            slot,
             meta,
         }
     }
 
-    pub(crate) fn resolved(meta: TaskMeta, error: TaskError, lifecycle: NeverRan) -> Self {
-        Self {
-            slot: TaskSlot::resolved(error, lifecycle),
-            meta,
-        }
+    /// Whether a task of this type fits a token's cell (else it lives on the heap).
+    #[inline]
+    pub(crate) const fn fits_a_cell() -> bool {
+        CellTable::fits::<Self>()
     }
 }
 
@@ -163,8 +222,6 @@ pub(crate) trait Job: Send + Sync {
     fn unregister_waiter(&self);
     /// Blocks until the outcome is ready.
     fn wait(&self);
-    /// Whether the handle is gone (a hint: it may go any time).
-    fn is_detached(&self) -> bool;
 }
 
 /// The handle's view of a task: the [`Job`] view plus the outcome.
@@ -179,99 +236,167 @@ pub(crate) trait Outcome<T>: Job {
     fn as_job(&self) -> &dyn Job;
 }
 
+/// A reference to a task, counted in the task's header: `Arc`'s protocol, for tasks that
+/// live in a token's cell as well as on the heap. `D` is the view: [`Job`] or [`Outcome`].
+pub(crate) struct TaskRef<D: ?Sized> {
+    /// Points to a `Task<F, T>` (so, to its header: `repr(C)`, header first).
+    ptr: NonNull<D>,
+}
+
+// SAFETY: a `TaskRef` shares the task as `Arc` shares its value: it hands out `&D` only, and
+// the last reference drops the task, on whichever thread that is; so `D: Send + Sync`.
+unsafe impl<D: ?Sized + Send + Sync> Send for TaskRef<D> {}
+// SAFETY: as above.
+unsafe impl<D: ?Sized + Send + Sync> Sync for TaskRef<D> {}
+
+impl<D: ?Sized> TaskRef<D> {
+    #[inline]
+    fn header(&self) -> &Header {
+        // SAFETY: `ptr` points to a live task (this reference keeps it alive), which starts
+        // with its header (`Task` is `repr(C)`).
+        unsafe { self.ptr.cast::<Header>().as_ref() }
+    }
+}
+
+impl<D: ?Sized> std::ops::Deref for TaskRef<D> {
+    type Target = D;
+
+    #[inline]
+    fn deref(&self) -> &D {
+        // SAFETY: the task is alive while this reference is.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<D: ?Sized> Clone for TaskRef<D> {
+    #[inline]
+    fn clone(&self) -> Self {
+        // ORDERING: Relaxed, as `Arc::clone`: a new reference comes from an existing one,
+        // which keeps the task alive meanwhile.
+        let before = self.header().refs.fetch_add(1, Ordering::Relaxed);
+        if before > MAX_REFS {
+            std::process::abort();
+        }
+        Self { ptr: self.ptr }
+    }
+}
+
+impl<D: ?Sized> Drop for TaskRef<D> {
+    #[inline]
+    fn drop(&mut self) {
+        // ORDERING: Release, as `Arc`'s drop: whatever this holder did with the task happens
+        // before the last holder disposes of it.
+        if self.header().refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        // ORDERING: Acquire, paired with every other holder's Release above.
+        fence(Ordering::Acquire);
+        let dispose = self.header().dispose;
+        // SAFETY: this was the last reference: nobody else reaches the task, and `dispose` is
+        // the function of its type (`with_slot`).
+        unsafe { dispose(self.ptr.cast()) };
+    }
+}
+
+/// Drops a `Task<F, T>` in place (a panic of a `Drop` in it, user code, contained) and frees
+/// its memory: its heap allocation, or its cell.
+///
+/// # Safety
+///
+/// `header` is the header of a `Task<F, T>` whose last reference is gone.
+unsafe fn dispose<F, T>(header: NonNull<Header>) {
+    let task = header.cast::<Task<F, T>>().as_ptr();
+    // SAFETY: the task is alive and ours alone (the contract).
+    let home = unsafe { (*task).header.home };
+    // SAFETY: as above; it is not touched again.
+    let dropped = unsafe { crate::contain::drop_in_place_caught(task) };
+    match home {
+        // SAFETY: allocated by `place` with this layout.
+        Home::Heap => unsafe { alloc::dealloc(task.cast(), Layout::new::<Task<F, T>>()) },
+        // SAFETY: the cell was claimed for this task (`place`), which is dropped.
+        Home::Cell { table, index } => unsafe { CellTable::release(table, index as usize) },
+    }
+    if let Err(payload) = dropped {
+        crate::contain::forget_payload(payload);
+    }
+}
+
+/// A claimed token cell, for [`erase`] to build a task in.
+pub(crate) struct CellPlace {
+    pub(crate) table: NonNull<CellTable>,
+    pub(crate) index: u32,
+    pub(crate) bytes: NonNull<u8>,
+}
+
 /// A type-erased, shared task, as the token table and workers hold it.
-pub(crate) type JobRef = StdArc<dyn Job>;
+pub(crate) type JobRef = TaskRef<dyn Job>;
 
 /// A type-erased, shared task, as its handle holds it.
-pub(crate) type OutcomeRef<T> = StdArc<dyn Outcome<T>>;
+pub(crate) type OutcomeRef<T> = TaskRef<dyn Outcome<T>>;
 
-/// Wraps `task` for the runtime: its handle's view and its workers' view, with the borrow
-/// `'a` erased from both.
+/// Puts `task` in `cell` (a token's cell, claimed for it: the caller checked that it
+/// [fits](Task::fits_a_cell)) or on the heap, and returns its handle's and its workers' views,
+/// with the borrow `'a` erased from both.
 ///
 /// # Safety
 ///
 /// Nothing the task borrows for `'a` may be used or dropped after `'a` ends. Either `'a` is
-/// `'static`; or the closure is a [`GroupTask`](group::GroupTask) of a [`TaskGroup`] whose owner does not let
-/// `'a` end before the group is empty (`scope`, `broadcast`): by then the closure has run or
-/// was dropped, and its output (a [`GroupOutput`]) was taken or dropped, or it panicked (a
-/// payload is `'static`), so what remains of the allocation (an empty closure cell, an error,
-/// a waiter, the metadata) borrows nothing; or the task holds no closure and no value of `T`
-/// (a refusal's resolved task).
-pub(crate) unsafe fn erase<'a, F, T>(task: Task<F, T>) -> (OutcomeRef<T>, JobRef)
+/// `'static`; or the closure is a [`GroupTask`](group::GroupTask) of a [`TaskGroup`] whose
+/// owner does not let `'a` end before the group is empty (`scope`, `broadcast`): by then the
+/// closure has run or was dropped, and its output (a [`GroupOutput`]) was taken or dropped,
+/// or it panicked (a payload is `'static`), so what remains of the task (an empty closure
+/// cell, an error, a waiter, the metadata) borrows nothing; or the task holds no closure and
+/// no value of `T` (a refusal's resolved task). A `cell` given is claimed for this task and
+/// `Task<F, T>` fits it.
+#[inline]
+pub(crate) unsafe fn erase<'a, F, T>(
+    mut task: Task<F, T>,
+    cell: Option<CellPlace>,
+) -> (OutcomeRef<T>, JobRef)
 where
     F: FnOnce() -> T + Send + 'a,
     T: Send + 'a,
 {
-    // SAFETY: forwarded from the caller.
-    unsafe { views(StdArc::new(task)) }
-}
-
-/// The task of `meta` and `func`, built in the allocation of `previous` if `previous` is a
-/// task of the same type that nobody else references (no allocation, no free); else
-/// everything back.
-///
-/// # Safety
-///
-/// `task_type` is `TypeId::of::<Task<F, T>>()` (so `F` and `T` are `'static`), and `meta`'s
-/// `task_type` is `Some(task_type)`.
-// The `Err` hands the caller's values back by move; boxing them would allocate on the very
-// path that exists to avoid allocating.
-#[allow(clippy::result_large_err)]
-pub(crate) unsafe fn recycle<F, T>(
-    mut previous: JobRef,
-    task_type: TypeId,
-    meta: TaskMeta,
-    func: F,
-) -> Result<(OutcomeRef<T>, JobRef), (JobRef, TaskMeta, F)>
-where
-    F: FnOnce() -> T + Send,
-    T: Send,
-{
-    if previous.meta().task_type != Some(task_type) {
-        return Err((previous, meta, func));
-    }
-    let Some(old) = StdArc::get_mut(&mut previous) else {
-        return Err((previous, meta, func)); // someone still holds it
+    let place = match cell {
+        Some(cell) => {
+            debug_assert!(Task::<F, T>::fits_a_cell());
+            task.header.home = Home::Cell {
+                table: cell.table,
+                index: cell.index,
+            };
+            cell.bytes.cast::<Task<F, T>>()
+        }
+        None => {
+            let layout = Layout::new::<Task<F, T>>();
+            // SAFETY: a task is never zero-sized (its header is not).
+            let raw = unsafe { alloc::alloc(layout) };
+            match NonNull::new(raw.cast::<Task<F, T>>()) {
+                Some(place) => place,
+                None => alloc::handle_alloc_error(layout),
+            }
+        }
     };
-    let place = old as *mut dyn Job as *mut Task<F, T>;
-    // SAFETY: `previous` is a `Task<F, T>`: its metadata says so (set only by the code that
-    // built it as one, see `TaskMeta::task_type`), and so do the caller's `task_type`. We are
-    // its only owner (`get_mut`), so nothing reads it while it is dropped and rebuilt. A
-    // panic in the old value's drop (an output nobody took, a waker) is contained; the drop
-    // glue has then dropped the other fields, and the place is overwritten without a drop.
-    // (Not caught under loom, which reports what it finds by panicking; see `contain.rs`.)
-    // SAFETY: as above.
-    let dropped = unsafe { crate::contain::drop_in_place_caught(place) };
-    // SAFETY: as above: the place holds no live value any more.
-    unsafe { ptr::write(place, Task::new(meta, func)) };
-    if let Err(payload) = dropped {
-        crate::contain::forget_payload(payload);
-    }
-    // SAFETY: the allocation was made as an `Arc<Task<F, T>>` (see above); turning the fat
-    // pointer back into a thin one of its concrete type is `Arc::downcast`'s step.
-    let task = unsafe { StdArc::from_raw(StdArc::into_raw(previous) as *const Task<F, T>) };
-    // SAFETY: `F` and `T` are `'static` (see the contract): nothing to outlive.
-    Ok(unsafe { views(task) })
-}
-
-/// The handle's and the workers' views of `task`, with the borrow `'a` erased.
-///
-/// # Safety
-///
-/// As [`erase`].
-unsafe fn views<'a, F, T>(task: StdArc<Task<F, T>>) -> (OutcomeRef<T>, JobRef)
-where
-    F: FnOnce() -> T + Send + 'a,
-    T: Send + 'a,
-{
-    let task: StdArc<dyn Outcome<T> + 'a> = task;
-    let job: StdArc<dyn Job + 'a> = task.clone();
-    // SAFETY: the two types differ only in the lifetime bound of the trait object; the caller
-    // guarantees that no borrow for `'a` is used after `'a` ends (see above).
+    // SAFETY: `place` is fresh memory for one `Task<F, T>`: a claimed cell it fits (the
+    // contract) or a new allocation of its layout.
+    unsafe { place.as_ptr().write(task) };
+    let outcome: *mut (dyn Outcome<T> + 'a) = place.as_ptr();
+    let job: *mut (dyn Job + 'a) = place.as_ptr();
+    // SAFETY: the pointer types differ only in the lifetime bound of the trait object; the
+    // caller guarantees that no borrow for `'a` is used after `'a` ends (see above). The two
+    // references are the two counted in the header (`with_slot`).
     unsafe {
+        let outcome = std::mem::transmute::<
+            *mut (dyn Outcome<T> + 'a),
+            *mut (dyn Outcome<T> + 'static),
+        >(outcome);
+        let job = std::mem::transmute::<*mut (dyn Job + 'a), *mut (dyn Job + 'static)>(job);
         (
-            std::mem::transmute::<StdArc<dyn Outcome<T> + 'a>, OutcomeRef<T>>(task),
-            std::mem::transmute::<StdArc<dyn Job + 'a>, JobRef>(job),
+            TaskRef {
+                ptr: NonNull::new_unchecked(outcome),
+            },
+            TaskRef {
+                ptr: NonNull::new_unchecked(job),
+            },
         )
     }
 }
@@ -313,10 +438,6 @@ where
 
     fn wait(&self) {
         self.slot.wait()
-    }
-
-    fn is_detached(&self) -> bool {
-        self.slot.is_detached()
     }
 }
 
