@@ -12,9 +12,9 @@ use super::op_table::OpEntry;
 use super::Engine;
 use crate::error::{TaskError, TrySubmitError};
 use crate::operation::Operation;
-use crate::primitives::{Limiter, NeverRan, Token};
+use crate::primitives::{Limiter, NeverRan, TaskSlot, Token};
 use crate::sync::{fence, Ordering};
-use crate::task::{self, AdmissionTime, OutcomeRef, Placement, Task, TaskId, TaskMeta};
+use crate::task::{self, AdmissionTime, OutcomeRef, Placement, TaskId, TaskMeta};
 
 /// What [`Engine::admit_dry`] did.
 enum Dry<F, T> {
@@ -209,7 +209,7 @@ impl Engine {
         // may still hold it: then on the heap).
         let cell = held.claim_cell::<F, T>();
         // SAFETY: forwarded from the caller; the cell was claimed for a `Task<F, T>`.
-        let (outcome, job) = unsafe { task::erase(Task::new(meta, func), cell) };
+        let (outcome, job) = unsafe { task::erase(meta, TaskSlot::new(func), cell) };
         // The hand-over of the token that follows publishes the job.
         held.put_job(job);
         outcome
@@ -433,7 +433,7 @@ impl Engine {
         let stripe = self.stripe();
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: forwarded from the caller.
-        let (outcome, job) = unsafe { task::erase(Task::new(meta, func), None) };
+        let (outcome, job) = unsafe { task::erase(meta, TaskSlot::new(func), None) };
         let me = current::current_index(self.id());
         match placement.home {
             // Another worker's task, or a sticky task even if homed here: its home takes it
@@ -461,9 +461,9 @@ impl Engine {
         let id = TaskId::new(self.serial, 0, NO_TOKEN);
         let (time, placement) = (AdmissionTime::default(), Placement::default());
         let meta = TaskMeta::new(id, self.id(), op, None, time, placement);
-        let task = Task::<fn() -> T, T>::resolved(meta, error, NeverRan::Killed);
+        let slot = TaskSlot::<fn() -> T, T>::resolved(error, NeverRan::Killed);
         // SAFETY: the task holds no closure and no value of `T`, only the error: nothing in it
         // borrows from `'a`.
-        unsafe { task::erase(task, None) }.0
+        unsafe { task::erase(meta, slot, None) }.0
     }
 }

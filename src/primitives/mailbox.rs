@@ -98,9 +98,9 @@ impl Mailbox {
     #[inline]
     pub fn pop(&self, picker: &mut LanePicker) -> Option<(Weight, Token)> {
         let order = picker.order();
-        for weight in order {
+        for (position, weight) in order.into_iter().enumerate() {
             if let Some(token) = self.lanes[weight.lane()].pop() {
-                picker.served(weight, |w| !self.lanes[w.lane()].is_empty());
+                picker.served(&order, position, |w| !self.lanes[w.lane()].is_empty());
                 return Some((weight, token));
             }
         }
@@ -165,12 +165,13 @@ impl LanePicker {
         }
     }
 
-    /// Records that `weight` was served; every other lane that `holds_work` was passed over.
+    /// Records that `order[served]` was served: the lanes before it in `order` were just found
+    /// empty (not passed over); each lane after it that `holds_work` was passed over.
     #[inline]
-    fn served(&mut self, weight: Weight, holds_work: impl Fn(Weight) -> bool) {
-        for other in Weight::ALL {
+    fn served(&mut self, order: &[Weight; 3], served: usize, holds_work: impl Fn(Weight) -> bool) {
+        for (position, &other) in order.iter().enumerate() {
             let count = &mut self.passed_over[other.lane()];
-            if other == weight || !holds_work(other) {
+            if position <= served || !holds_work(other) {
                 *count = 0;
             } else {
                 *count = count.saturating_add(1);

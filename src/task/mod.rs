@@ -178,29 +178,6 @@ unsafe impl Sync for Home {}
 const MAX_REFS: usize = isize::MAX as usize;
 
 impl<F: FnOnce() -> T, T> Task<F, T> {
-    #[inline]
-    pub(crate) fn new(meta: TaskMeta, func: F) -> Self {
-        Self::with_slot(meta, TaskSlot::new(func))
-    }
-
-    pub(crate) fn resolved(meta: TaskMeta, error: TaskError, lifecycle: NeverRan) -> Self {
-        Self::with_slot(meta, TaskSlot::resolved(error, lifecycle))
-    }
-
-    #[inline]
-    fn with_slot(meta: TaskMeta, slot: TaskSlot<F, T>) -> Self {
-        Self {
-            header: Header {
-                // The handle's and the runtime's; `place` sets the home.
-                refs: AtomicUsize::new(2),
-                dispose: dispose::<F, T>,
-                home: Home::Heap,
-            },
-            slot,
-            meta,
-        }
-    }
-
     /// Whether a task of this type fits a token's cell (else it lives on the heap).
     #[inline]
     pub(crate) const fn fits_a_cell() -> bool {
@@ -334,8 +311,8 @@ pub(crate) type JobRef = TaskRef<dyn Job>;
 /// A type-erased, shared task, as its handle holds it.
 pub(crate) type OutcomeRef<T> = TaskRef<dyn Outcome<T>>;
 
-/// Puts `task` in `cell` (a token's cell, claimed for it: the caller checked that it
-/// [fits](Task::fits_a_cell)) or on the heap, and returns its handle's and its workers' views,
+/// Builds the task of `meta` and `slot` in `cell` (a token's cell, claimed for it: the caller
+/// checked that the task [fits](Task::fits_a_cell)) or on the heap, and returns its handle's and its workers' views,
 /// with the borrow `'a` erased from both.
 ///
 /// # Safety
@@ -350,35 +327,47 @@ pub(crate) type OutcomeRef<T> = TaskRef<dyn Outcome<T>>;
 /// `Task<F, T>` fits it.
 #[inline]
 pub(crate) unsafe fn erase<'a, F, T>(
-    mut task: Task<F, T>,
+    meta: TaskMeta,
+    slot: TaskSlot<F, T>,
     cell: Option<CellPlace>,
 ) -> (OutcomeRef<T>, JobRef)
 where
     F: FnOnce() -> T + Send + 'a,
     T: Send + 'a,
 {
-    let place = match cell {
+    let (place, home) = match cell {
         Some(cell) => {
             debug_assert!(Task::<F, T>::fits_a_cell());
-            task.header.home = Home::Cell {
+            let home = Home::Cell {
                 table: cell.table,
                 index: cell.index,
             };
-            cell.bytes.cast::<Task<F, T>>()
+            (cell.bytes.cast::<Task<F, T>>(), home)
         }
         None => {
             let layout = Layout::new::<Task<F, T>>();
             // SAFETY: a task is never zero-sized (its header is not).
             let raw = unsafe { alloc::alloc(layout) };
             match NonNull::new(raw.cast::<Task<F, T>>()) {
-                Some(place) => place,
+                Some(place) => (place, Home::Heap),
                 None => alloc::handle_alloc_error(layout),
             }
         }
     };
+    let task = place.as_ptr();
     // SAFETY: `place` is fresh memory for one `Task<F, T>`: a claimed cell it fits (the
-    // contract) or a new allocation of its layout.
-    unsafe { place.as_ptr().write(task) };
+    // contract) or a new allocation of its layout. Written field by field, in place (a
+    // whole `Task` built first would be copied into it).
+    unsafe {
+        std::ptr::addr_of_mut!((*task).header).write(Header {
+            // The handle's and the runtime's (the two views below).
+            refs: AtomicUsize::new(2),
+            dispose: dispose::<F, T>,
+            home,
+        });
+        std::ptr::addr_of_mut!((*task).slot).write(slot);
+        std::ptr::addr_of_mut!((*task).meta).write(meta);
+    }
     let outcome: *mut (dyn Outcome<T> + 'a) = place.as_ptr();
     let job: *mut (dyn Job + 'a) = place.as_ptr();
     // SAFETY: the pointer types differ only in the lifetime bound of the trait object; the
