@@ -1,6 +1,6 @@
 //! The token table: per token, the task admitted under it and what travels with the token
 //! (its generation, its permit mark), in cells that only the token's holder touches; the
-//! token's task cell (`task/cells.rs`: where a small task under the token is built, if the
+//! token's task cell (`primitives/cells.rs`: where a small task under the token is built, if the
 //! token's previous task is gone); and the kill requests that `kill(id)` leaves for a token's
 //! task.
 //!

@@ -1,9 +1,9 @@
 //! [`CellTable`]: fixed-size, cache-line aligned cells, one per token of a runtime, where a
 //! task admitted under that token is built when it fits ([`CELL_BYTES`]) and the cell is
 //! free: so a small task allocates nothing, from any thread. The cells are allocated in
-//! chunks of [`CHUNK_CELLS`], each the first time one of its cells is claimed: a table
-//! reserves no cell memory when made, and at most `capacity × CELL_BYTES` once every cell was
-//! used.
+//! chunks of [`CHUNK_CELLS`] (or of the whole capacity, if smaller), each the first time one
+//! of its cells is claimed: a table reserves no cell memory when made, and
+//! `capacity × CELL_BYTES` once every cell was used.
 //!
 //! ## Who owns a cell when
 //!
@@ -14,10 +14,12 @@
 //!   the last one drops the task in place). That owner frees the cell
 //!   ([`CellTable::release`]), from any thread.
 //!
-//! In the runtime a task's token goes home when the task finishes, before its handle takes
-//! the outcome: so a token may be taken again while its cell still holds an outcome nobody
-//! joined. The next taker then finds the cell in use and builds its task on the heap
-//! instead. A finished task never holds a token; at worst it holds its cell.
+//! In the runtime a task run by a worker gives its token back before its outcome is
+//! published, so a token may be taken again while its cell still holds the task: an outcome
+//! nobody joined yet, a handle kept after it took the outcome, or the worker's reference for
+//! the instant after the run. A cell is free once every reference to its task is gone; until
+//! then the token's next taker finds it in use and builds its task on the heap instead. An
+//! outcome waiting for its handle holds a cell, never a token.
 //!
 //! ## The table outlives its owner while a cell is in use
 //!
@@ -89,9 +91,11 @@ const _: () = assert!(std::mem::align_of::<Bytes>() == CELL_ALIGN);
 /// unsafe { CellTable::orphan(table) }; // no cell in use: freed now
 /// ```
 pub struct CellTable {
-    /// Per [`CHUNK_CELLS`] cells, their bytes (`Bytes` is `repr(C)` and aligned, so a chunk's
+    /// Per `chunk_cells` cells, their bytes (`Bytes` is `repr(C)` and aligned, so a chunk's
     /// cells are contiguous); null until one of them is first claimed.
     chunks: Box<[AtomicPtr<Bytes>]>,
+    /// Cells per chunk: [`CHUNK_CELLS`], or the capacity if smaller (at least 1).
+    chunk_cells: usize,
     /// Per cell: `IN_USE`, `ORPHANED`.
     states: Box<[AtomicU8]>,
     /// `BIAS` until [`orphan`](Self::orphan), then the cells still in use.
@@ -111,10 +115,12 @@ impl CellTable {
     /// built in it may point to it). Owned by the caller until [`orphan`](Self::orphan); never
     /// freed if it is not orphaned.
     pub fn new(capacity: usize) -> NonNull<CellTable> {
+        let chunk_cells = CHUNK_CELLS.min(capacity).max(1);
         let table = Box::new(CellTable {
-            chunks: (0..capacity.div_ceil(CHUNK_CELLS))
+            chunks: (0..capacity.div_ceil(chunk_cells))
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
+            chunk_cells,
             states: (0..capacity).map(|_| AtomicU8::new(0)).collect(),
             remaining: AtomicUsize::new(if cfg!(tokengate_mutant = "cells_no_bias") {
                 1
@@ -125,8 +131,11 @@ impl CellTable {
         NonNull::from(Box::leak(table))
     }
 
-    fn chunk_layout() -> Layout {
-        Layout::new::<[Bytes; CHUNK_CELLS]>()
+    fn chunk_layout(&self) -> Layout {
+        match Layout::array::<Bytes>(self.chunk_cells) {
+            Ok(layout) => layout,
+            Err(_) => unreachable!("at most CHUNK_CELLS cells of CELL_BYTES bytes"),
+        }
     }
 
     /// The bytes of chunk `chunk`, allocated if this is the first claim of one of its cells.
@@ -143,8 +152,8 @@ impl CellTable {
 
     #[cold]
     fn allocate_chunk(&self, chunk: usize) -> NonNull<Bytes> {
-        let layout = Self::chunk_layout();
-        // SAFETY: the layout's size is not zero.
+        let layout = self.chunk_layout();
+        // SAFETY: the layout's size is not zero (at least one cell).
         let raw = unsafe { alloc::alloc(layout) } as *mut Bytes;
         if raw.is_null() {
             alloc::handle_alloc_error(layout);
@@ -191,6 +200,10 @@ impl CellTable {
     /// If `index` is not below the capacity.
     #[inline]
     pub fn claim(&self, index: usize) -> Option<NonNull<u8>> {
+        let state = &self.states[index];
+        // The chunk first: were its allocation to unwind (an allocation-error hook that
+        // panics), no cell would be left marked in use with no owner.
+        let chunk = self.chunk(index / self.chunk_cells);
         // ORDERING: Acquire on success, paired with the Release of `release`: the drop of
         // the cell's previous value happens before the claimer writes the next one. Relaxed
         // on failure: nothing is read.
@@ -199,12 +212,13 @@ impl CellTable {
         // The mutant: the next claimer's write races the previous owner's drop.
         #[cfg(tokengate_mutant = "cells_claim_relaxed")]
         let success = Ordering::Relaxed;
-        self.states[index]
+        state
             .compare_exchange(0, IN_USE, success, Ordering::Relaxed)
             .ok()?;
-        let chunk = self.chunk(index / CHUNK_CELLS);
-        // SAFETY: a chunk holds `CHUNK_CELLS` cells.
-        Some(unsafe { NonNull::new_unchecked(chunk.as_ptr().add(index % CHUNK_CELLS)) }.cast())
+        // SAFETY: a chunk holds `chunk_cells` cells.
+        let cell = unsafe { chunk.as_ptr().add(index % self.chunk_cells) };
+        // SAFETY: derived from a non-null chunk pointer.
+        Some(unsafe { NonNull::new_unchecked(cell) }.cast())
     }
 
     /// Frees cell `index`, whose value was dropped in place (or moved out); frees the table
@@ -237,7 +251,10 @@ impl CellTable {
     /// # Safety
     ///
     /// `table` is a table from [`new`](Self::new), orphaned once, and the caller touches it
-    /// no more, except to release the cells it owns (claims in flight may race this).
+    /// no more, except to release the cells it owns. Every other use of the table must
+    /// happen before this call, except by a thread that owns a cell in use until it is done
+    /// with the table (its cell keeps the table alive): such a thread may race this with a
+    /// claim, which then fails or claims a cell that the orphaning counts.
     pub unsafe fn orphan(table: NonNull<CellTable>) {
         // SAFETY: not freed yet: only `count_down` frees it, which needs the bias removed
         // below.
@@ -296,7 +313,7 @@ impl CellTable {
             if !bytes.is_null() {
                 // SAFETY: allocated in `allocate_chunk` with this layout; no cell is in use,
                 // and no token of the table will be taken again, so nothing reaches it.
-                unsafe { alloc::dealloc(bytes.cast(), Self::chunk_layout()) };
+                unsafe { alloc::dealloc(bytes.cast(), this.chunk_layout()) };
             }
         }
         // SAFETY: made by `Box::leak` in `new`; nothing reaches it after this (see above).

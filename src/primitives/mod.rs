@@ -28,7 +28,7 @@
 //! | [`Sleeper::register_current_thread`] from a second thread | panics; the first registration stands (registered once, `UNSET → WRITING → SET`) |
 //! | [`TaskSlot::resolved`], [`TaskSlot::abandon`] with a state the task could still leave | does not compile: they take a [`NeverRan`] (`Killed` or `TimedOut`) |
 //! | [`TokenRing::give_back`] of another ring's [`Token`] | panics (a token carries its ring's serial) |
-//! | [`CellTable::claim`] of a cell in use, or of an orphaned table | `None`: at most one claimer holds a cell |
+//! | [`CellTable::claim`] of a cell in use, or of an orphaned table (by a thread whose own cell keeps it alive) | `None`: at most one claimer holds a cell |
 //! | [`Limiter::release`] with no permit out | panics; the count is unchanged |
 //! | [`ArrayQueue::push_bounded_by_caller`] on a full queue (the caller's bound is broken; [`Limiter::acquire`] with a waiting queue smaller than the ring) | panics instead of spinning |
 //! | a condition of [`TokenRing::wait_for`] / [`TokenRing::take_or`] that panics | the panic passes through; the waiter's entry is removed on the way |

@@ -122,15 +122,18 @@ impl Builder {
     /// as long to fill): size it to the tasks you need in flight, not more.
     ///
     /// Then, as tokens are first used, their **task cells**: 256 bytes per token, in chunks
-    /// of 64 tokens (16 KiB), kept until the runtime and the last handle holding one are
-    /// gone; `capacity × 256` bytes once every token was used (4 MiB at 16384 tokens, so
-    /// 15.7 MB in all on 256 workers). A task is built in its token's cell when it fits
-    /// (header, record, closure and output: 184 bytes with an empty closure, so room for
-    /// about 70 bytes of closure and output together, aligned to at most 64) and the
-    /// token's previous task is gone; else on the heap, one allocation. So small tasks
-    /// allocate nothing, from any thread. A finished task holds no token (it goes home as
-    /// the task finishes): an outcome nobody joined yet keeps its cell, and the next task
-    /// under that token goes on the heap. `tests/memory.rs` measures all of this.
+    /// of 64 tokens (16 KiB; of the whole capacity if it is smaller), kept until the runtime
+    /// and the last handle holding one are gone; `capacity × 256` bytes once every token
+    /// was used (4 MiB at 16384 tokens, so 15.7 MB in all on 256 workers). A task is built
+    /// in its token's cell when it fits (header, record, closure and output: about 180 bytes
+    /// for a closure that captures nothing and returns `()`, so room for about 75 bytes of
+    /// captures and output together, aligned to at most 64) and the cell is free (every
+    /// reference to the token's previous task is gone); else on the heap, one allocation.
+    /// So small tasks allocate nothing, from any thread, once their handles are joined or
+    /// dropped. An outcome waiting for its handle holds a cell, never a token: a task run by
+    /// a worker gives its token back before its outcome is published (one joined inline, or
+    /// killed, when a worker next reaches its token), and the next task under that token
+    /// goes on the heap while the cell is held. `tests/memory.rs` measures all of this.
     ///
     /// A worker's queue never refuses a task: a burst beyond its front waits in an overflow
     /// behind a lock ([`SpillQueue`](crate::primitives::SpillQueue): a lane, sticky or

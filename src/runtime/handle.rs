@@ -300,9 +300,10 @@ impl<T> Drop for TaskHandle<T> {
         }
         // Dropped without its outcome taken: nobody will take it. It is dropped as soon as it
         // exists: here if the task is finished (as when this was the task's last reference),
-        // else by the thread that publishes it, contained. Never left in the task, which may
-        // outlive its handle under its token (`engine/tokens.rs`). A joined or completed
-        // handle skips this: its outcome is gone, and the task's cache line is left alone.
+        // else by the thread that publishes it, contained. Never left in the task, whose
+        // memory (its token's cell, or its allocation) lives until its last reference goes.
+        // A joined or completed handle skips this: its outcome is gone, and the task's cache
+        // line is left alone.
         if self.polled != Polled::Done {
             self.task.detach();
         }
