@@ -10,7 +10,9 @@
 # - fork-join (fib with a fork at every call from fib(3) up, on one worker): the forking
 #   thread's instructions per fork, and the same minus the serial recursion's (the work);
 # - fire-and-forget empty tasks from the main thread: the submitter's instructions per task
-#   (the main thread) and the workers' (every other thread).
+#   (the main thread) and the workers' (every other thread); on a ring with room for every
+#   task (each token and its cell used once), and on a 4,096-token ring (both reused, the
+#   submitter waiting when the ring is dry).
 #
 # Usage: bash scripts/instructions.sh   (from the repository root; prints a Markdown table)
 set -euo pipefail
@@ -83,10 +85,11 @@ done
 echo
 echo "| per fire-and-forget empty task from the main thread, one worker | submitter | workers |"
 echo "| --- | ---: | ---: |"
-for mode in submit channel; do
+for mode in submit submit_reuse channel; do
   read -r units main others _ < <(delta "$mode" "${TASK_SIZES[@]}")
   case $mode in
     submit) name='tokengate `submit`, handle dropped' ;;
+    submit_reuse) name='the same on a 4,096-token ring (tokens and cells reused)' ;;
     channel) name='crossbeam-channel pool (boxed closures)' ;;
   esac
   awk -v n="$name" -v u="$units" -v a="$main" -v b="$others" \

@@ -14,7 +14,8 @@
 //! | `fifo` | `k` | the same with `spawn_fifo` (the worker's mailbox, not its deque) |
 //! | `rayon` | `k` | the same with `rayon::join` in `install` on a 1-thread pool |
 //! | `chili` | `k` | the same with `chili::Scope::join` on a 1-thread pool |
-//! | `submit` | `n` | `n` empty tasks from the main thread to a 1-worker runtime, handles dropped |
+//! | `submit` | `n` | `n` empty tasks from the main thread to a 1-worker runtime, handles dropped (a ring with room for all: each token and its task cell used once) |
+//! | `submit_reuse` | `n` | the same on a 4,096-token ring: tokens and their cells used again and again, the submitter waiting when the ring is dry |
 //! | `channel` | `n` | `n` empty boxed closures sent to a 1-thread crossbeam-channel pool |
 //!
 //! It prints the number of forks (for `fib(k)`: the calls from `fib(3)` up) or tasks.
@@ -105,7 +106,9 @@ fn one_worker(capacity: usize) -> Arc<Runtime> {
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(mode), Some(size)) = (args.next(), args.next()) else {
-        eprintln!("usage: icount <serial|join|handle|fifo|rayon|chili|submit|channel> <size>");
+        eprintln!(
+            "usage: icount <serial|join|handle|fifo|rayon|chili|submit|submit_reuse|channel> <size>"
+        );
         std::process::exit(2);
     };
     let size: u32 = size.parse().expect("size: a number");
@@ -150,9 +153,16 @@ fn main() {
             assert_eq!(chili(&mut pool.scope(), size), expected());
             forks(size)
         }
-        "submit" => {
-            // Room for every task: the submitter never waits for a token.
-            let rt = one_worker((size as usize + 1).next_power_of_two());
+        "submit" | "submit_reuse" => {
+            // `submit`: room for every task, so the submitter never waits for a token (and
+            // each token and its cell is used once). `submit_reuse`: 4,096 tokens, each used
+            // again and again (its cell too), the submitter waiting whenever the ring is dry.
+            let capacity = if mode == "submit" {
+                (size as usize + 1).next_power_of_two()
+            } else {
+                4096
+            };
+            let rt = one_worker(capacity);
             for i in 0..size {
                 drop(rt.spawn(move || {
                     black_box(i);
