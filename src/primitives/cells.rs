@@ -48,7 +48,7 @@ use std::alloc::{self, Layout};
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
-use crate::sync::{fence, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use crate::sync::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
 /// The bytes of a task (header, slot, record, closure and output inline) that fit a cell.
 /// A larger or more aligned task lives on the heap.
@@ -295,9 +295,6 @@ impl CellTable {
         if this.remaining.fetch_sub(n, Ordering::AcqRel) != n {
             return;
         }
-        // ORDERING: Acquire, as in `Arc`'s drop (the RMW above already acquires; kept so
-        // the free reads as the end of the protocol).
-        fence(Ordering::Acquire);
         // Checked in every build (once per table, not per task): freeing a cell in use would
         // free a live value's memory.
         assert!(
