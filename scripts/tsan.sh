@@ -20,7 +20,7 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"
 # The 10,000-level nesting test of tests/hostile.rs is skipped: ThreadSanitizer's frames and
 # shadow stack do not fit the worker stack it sizes for a plain build (it crashes with SEGV);
 # it checks stack depth, not races.
-for t in runtime shutdown_race soak miri_smoke operations observe batch hostile reliability local_deque memory join slices; do
+for t in runtime shutdown_race soak miri_smoke operations observe batch hostile reliability local_deque memory join slices task_cells; do
   echo "+ cargo +nightly test -Zbuild-std --target $target --test $t -- --test-threads=1 --skip ten_thousand_nested"
   cargo +nightly test -Zbuild-std --target "$target" --test "$t" -- --test-threads=1 --skip ten_thousand_nested
 done
