@@ -85,11 +85,12 @@ done
 echo
 echo "| per fire-and-forget empty task from the main thread, one worker | submitter | workers |"
 echo "| --- | ---: | ---: |"
-for mode in submit submit_reuse channel; do
+for mode in submit submit_reuse batch channel; do
   read -r units main others _ < <(delta "$mode" "${TASK_SIZES[@]}")
   case $mode in
     submit) name='tokengate `submit`, handle dropped' ;;
     submit_reuse) name='the same on a 4,096-token ring (tokens and cells reused)' ;;
+    batch) name='tokengate `submit_batch` of all of them, handles dropped' ;;
     channel) name='crossbeam-channel pool (boxed closures)' ;;
   esac
   awk -v n="$name" -v u="$units" -v a="$main" -v b="$others" \

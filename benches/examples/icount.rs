@@ -15,6 +15,7 @@
 //! | `rayon` | `k` | the same with `rayon::join` in `install` on a 1-thread pool |
 //! | `chili` | `k` | the same with `chili::Scope::join` on a 1-thread pool |
 //! | `submit` | `n` | `n` empty tasks from the main thread to a 1-worker runtime, handles dropped (a ring with room for all: each token and its task cell used once) |
+//! | `batch` | `n` | the `submit` tasks through one `submit_batch`, handles dropped |
 //! | `submit_reuse` | `n` | the same on a 4,096-token ring: tokens and their cells used again and again, the submitter waiting when the ring is dry |
 //! | `channel` | `n` | `n` empty boxed closures sent to a 1-thread crossbeam-channel pool |
 //!
@@ -107,7 +108,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(mode), Some(size)) = (args.next(), args.next()) else {
         eprintln!(
-            "usage: icount <serial|join|handle|fifo|rayon|chili|submit|submit_reuse|channel> <size>"
+            "usage: icount <serial|join|handle|fifo|rayon|chili|submit|submit_reuse|batch|channel> <size>"
         );
         std::process::exit(2);
     };
@@ -169,6 +170,21 @@ fn main() {
                 }));
             }
             // One worker, one lane: the tasks run in order, so this one runs last.
+            rt.spawn(|| ()).join().expect("the last task ran");
+            u64::from(size)
+        }
+        "batch" => {
+            // The same tasks through `submit_batch` (chunks of 64: one claim of the ring's
+            // head, one fence and one clock read per chunk), handles dropped.
+            let rt = one_worker((size as usize + 1).next_power_of_two());
+            drop(rt.submit_batch(
+                &tokengate::Operation::DEFAULT,
+                (0..size).map(|i| {
+                    move || {
+                        black_box(i);
+                    }
+                }),
+            ));
             rt.spawn(|| ()).join().expect("the last task ran");
             u64::from(size)
         }

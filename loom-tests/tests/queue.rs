@@ -6,7 +6,10 @@
 //! its value back and a pop of an empty one returns `None`, also while racing the operation
 //! that would change the answer; a capacity-1 queue holds one value (regression models of the
 //! half-step stamps); `has_ready` (asked by a worker before it sleeps) says yes only for a
-//! value a pop then finds, and follows a concurrent pop. Loom's `UnsafeCell` tracking fails
+//! value a pop then finds, and follows a concurrent pop; `pop_many` (one claim for a batch)
+//! takes each value once, in push order, racing a push and a pop, and a mutant
+//! (`pop_many_first_stamp_only`: it claims positions whose stamps it did not look at) that CI
+//! expects this model to catch. Loom's `UnsafeCell` tracking fails
 //! any model in which a slot's value is read without the push's write happening before it,
 //! or overwritten before the previous lap's pop read it.
 //!
@@ -321,4 +324,57 @@ fn capacity_one_push_does_not_overwrite_a_value_being_popped() {
             other => panic!("a push reports success or hands back its own value: {other:?}"),
         }
     });
+}
+
+/// A batch consumer: one `pop_many` of up to `max` values.
+fn batch_consumer(q: &Arc<ArrayQueue<usize>>, max: usize) -> Role {
+    let q = q.clone();
+    Box::new(move || {
+        let mut out = Vec::new();
+        q.pop_many(max, &mut out);
+        Did::Popped(out)
+    })
+}
+
+/// A producer pushes three values while one consumer takes a batch (`pop_many`, up to
+/// three: what `submit_batch` does to the token ring) and another makes one plain pop. Each
+/// value comes out once; a batch holds values in push order; nothing is read before its
+/// push wrote it (loom's `UnsafeCell` tracking).
+fn pop_many_against_a_push_and_a_pop(order: Order) {
+    const A: &[usize] = &[0, 1, 2];
+    let q = Arc::new(ArrayQueue::new(4));
+    let [a, batch, single]: [Did; 3] = order
+        .spawn_all(vec![
+            producer(&q, A),
+            batch_consumer(&q, 3),
+            consumer(&q, 1),
+        ])
+        .try_into()
+        .expect("three roles, three results");
+    assert_eq!(a, Did::Pushed(3, None), "refused while not full");
+    let batch = batch.popped();
+    assert!(
+        batch.windows(2).all(|w| w[0] < w[1]),
+        "a batch out of push order: {batch:?}"
+    );
+    let mut out = batch;
+    out.extend(single.popped());
+    out.extend(drain(&q));
+    out.sort_unstable();
+    assert_eq!(out, A, "a value was lost or duplicated");
+}
+
+#[cfg(not(tokengate_mutant = "pop_many_first_stamp_only"))]
+#[test]
+fn pop_many_takes_each_value_once_in_order() {
+    check_each_order(PREEMPTION_BOUND, pop_many_against_a_push_and_a_pop);
+}
+
+/// With `pop_many` claiming positions whose stamps it did not look at, loom must find a value
+/// read before its push wrote it, or lost.
+#[cfg(tokengate_mutant = "pop_many_first_stamp_only")]
+#[test]
+#[should_panic]
+fn mutant_claiming_unchecked_positions_is_caught() {
+    check_each_order(PREEMPTION_BOUND, pop_many_against_a_push_and_a_pop);
 }

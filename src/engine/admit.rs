@@ -273,12 +273,8 @@ impl Engine {
                 pending.drain(..).for_each(|f| one_by_one(f, out));
                 continue;
             }
-            while tokens.len() < pending.len() {
-                match self.take_token() {
-                    Some(t) => tokens.push(t),
-                    None => break,
-                }
-            }
+            // In bulk: one claim of the ring's head for the whole chunk.
+            self.take_tokens(pending.len() - tokens.len(), &mut tokens);
             if tokens.is_empty() {
                 // Dry ring: the single path waits for a token (or runs in place on a worker).
                 if let Some(f) = pending.pop_front() {

@@ -82,6 +82,25 @@ impl Engine {
     }
 
     /// Takes a free token from any worker's cache but `except`'s (the ring was dry).
+    /// Takes up to `max` free tokens at once, appending them to `out` (for a batch of
+    /// submissions): the calling worker's cache first, then the ring in one claim, then
+    /// other workers' caches. Returns how many.
+    pub(crate) fn take_tokens(&self, max: usize, out: &mut Vec<Token>) -> usize {
+        let before = out.len();
+        let me = current::current_index(self.id());
+        if let Some(me) = me {
+            self.caches.caches[me].pop_many(max, out);
+        }
+        let missing = max - (out.len() - before);
+        if missing > 0 && self.ring.try_take_many(missing, out) == 0 {
+            // The ring is dry: a token from another worker's cache, as `take_token` does.
+            if let Some(token) = self.take_token_from_caches(me) {
+                out.push(token);
+            }
+        }
+        out.len() - before
+    }
+
     #[cold]
     fn take_token_from_caches(&self, except: Option<usize>) -> Option<Token> {
         let caches = &self.caches.caches;

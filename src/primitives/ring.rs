@@ -145,6 +145,25 @@ impl TokenRing {
         self.free.pop()
     }
 
+    /// Takes up to `max` tokens at once (one claim of the ring's head for all of them; see
+    /// [`ArrayQueue::pop_many`](super::ArrayQueue::pop_many)), appending them to `out`;
+    /// returns how many.
+    ///
+    /// ```
+    /// use tokengate::primitives::TokenRing;
+    ///
+    /// let ring = TokenRing::new(4);
+    /// let mut tokens = Vec::new();
+    /// assert_eq!(ring.try_take_many(3, &mut tokens), 3);
+    /// assert_eq!(ring.available(), 1);
+    /// tokens.into_iter().for_each(|t| ring.give_back(t));
+    /// assert_eq!(ring.available(), 4);
+    /// ```
+    #[inline]
+    pub fn try_take_many(&self, max: usize, out: &mut Vec<Token>) -> usize {
+        self.free.pop_many(max, out)
+    }
+
     /// Takes a token, waiting (spin, then yield, then park) while every token is out.
     /// Returns `None` as soon as `give_up()` is true, which is checked on every wake-up.
     pub fn take_or(&self, give_up: impl Fn() -> bool) -> Option<Token> {
