@@ -273,7 +273,7 @@ impl<D: ?Sized> Drop for TaskRef<D> {
         self.header().refs.load(Ordering::Acquire);
         let dispose = self.header().dispose;
         // SAFETY: this was the last reference: nobody else reaches the task, and `dispose` is
-        // the function of its type (`with_slot`).
+        // the function of its type (written by `erase`).
         unsafe { dispose(self.ptr.cast()) };
     }
 }
@@ -291,9 +291,9 @@ unsafe fn dispose<F, T>(header: NonNull<Header>) {
     // SAFETY: as above; it is not touched again.
     let dropped = unsafe { crate::contain::drop_in_place_caught(task) };
     match home {
-        // SAFETY: allocated by `place` with this layout.
+        // SAFETY: allocated by `erase` with this layout.
         Home::Heap => unsafe { alloc::dealloc(task.cast(), Layout::new::<Task<F, T>>()) },
-        // SAFETY: the cell was claimed for this task (`place`), which is dropped.
+        // SAFETY: the cell was claimed for this task (`erase`), which is dropped.
         Home::Cell { table, index } => unsafe { CellTable::release(table, index as usize) },
     }
     if let Err(payload) = dropped {
@@ -315,8 +315,8 @@ pub(crate) type JobRef = TaskRef<dyn Job>;
 pub(crate) type OutcomeRef<T> = TaskRef<dyn Outcome<T>>;
 
 /// Builds the task of `meta` and `slot` in `cell` (a token's cell, claimed for it: the caller
-/// checked that the task [fits](Task::fits_a_cell)) or on the heap, and returns its handle's and its workers' views,
-/// with the borrow `'a` erased from both.
+/// checked that the task [fits](Task::fits_a_cell)) or on the heap, and returns its handle's
+/// and its workers' views, with the borrow `'a` erased from both.
 ///
 /// # Safety
 ///
@@ -375,7 +375,7 @@ where
     let job: *mut (dyn Job + 'a) = place.as_ptr();
     // SAFETY: the pointer types differ only in the lifetime bound of the trait object; the
     // caller guarantees that no borrow for `'a` is used after `'a` ends (see above). The two
-    // references are the two counted in the header (`with_slot`).
+    // references are the two counted in the header (written above).
     unsafe {
         let outcome = std::mem::transmute::<
             *mut (dyn Outcome<T> + 'a),
