@@ -1,5 +1,7 @@
-//! Tasks in their tokens' cells, from many threads at once: handles kept, dropped, sent to
-//! another thread and joined or dropped there after the runtime is gone. Every closure runs
+//! Tasks in their tokens' cells: one cell carrying tasks of every shape in turn (captures of
+//! nothing, over-aligned, large, scoped ones differing only by lifetime); and from many
+//! threads at once: handles kept, dropped, sent to another thread and joined or dropped there
+//! after the runtime is gone. Every closure runs
 //! once and every output is dropped once, whichever thread holds the last reference to its
 //! task (the orphaned cell table is freed by the last of them; `scripts/tsan.sh` runs this
 //! under ThreadSanitizer, and `tests/miri_smoke.rs` has a smaller version for miri, which
@@ -76,4 +78,54 @@ fn outcomes_outlive_their_runtime_across_threads_and_each_is_dropped_once() {
         joiner.join().unwrap();
         assert_eq!(drops.load(SeqCst), total, "every output dropped once");
     }
+}
+
+/// One token's cell carries tasks of many types in turn (two tokens, so each is reused at
+/// once): a closure capturing nothing, an over-aligned capture (on the heap: a cell aligns
+/// to 64), a large one (on the heap), and scoped closures of one type that differ only by
+/// the lifetime of what they borrow. Each task's own type drops it: every value comes back
+/// right, and every capture is dropped once.
+/// A closure whose type differs between calls only by the lifetime of `data`.
+fn summing(data: &[u64]) -> impl FnOnce() -> u64 + Send + '_ {
+    move || data.iter().sum()
+}
+
+#[test]
+fn a_cell_carries_tasks_of_every_shape_in_turn() {
+    #[repr(align(128))]
+    struct OverAligned(u64);
+    let rounds = if cfg!(miri) { 4 } else { 500 };
+    let rt = common::runtime_with_capacity(1, 2);
+    let drops = Arc::new(AtomicUsize::new(0));
+    for round in 0..rounds as u64 {
+        assert_eq!(rt.spawn(|| ()).join(), Ok(()));
+        let aligned = OverAligned(round);
+        assert_eq!(rt.spawn(move || aligned.0 + 1).join(), Ok(round + 1));
+        let big = [round; 64];
+        assert_eq!(
+            rt.spawn(move || big.iter().sum::<u64>()).join(),
+            Ok(64 * round)
+        );
+        let counted = Counted(drops.clone());
+        assert_eq!(
+            rt.spawn(move || {
+                let _keep = &counted;
+                round * 2
+            })
+            .join(),
+            Ok(round * 2)
+        );
+        // Scoped: one closure type (from `summing`) over borrows of two lifetimes.
+        let outer_data = vec![round; 3];
+        let total = {
+            let inner_data = [round; 2];
+            rt.scope(|s| {
+                let outer = s.spawn(summing(&outer_data));
+                let inner = s.spawn(summing(&inner_data));
+                outer.join().unwrap() + inner.join().unwrap()
+            })
+        };
+        assert_eq!(total, 5 * round);
+    }
+    assert_eq!(drops.load(SeqCst), rounds, "each capture dropped once");
 }
