@@ -1,9 +1,9 @@
 //! [`CellTable`]: fixed-size, cache-line aligned cells, one per token of a runtime, where a
 //! task admitted under that token is built when it fits ([`CELL_BYTES`]) and the cell is
 //! free: so a small task allocates nothing, from any thread. The cells are allocated in
-//! chunks of [`CHUNK_CELLS`] (or of the whole capacity, if smaller), each the first time one
-//! of its cells is claimed: a table reserves no cell memory when made, and
-//! `capacity × CELL_BYTES` once every cell was used.
+//! chunks of [`CHUNK_CELLS`] (or of the capacity rounded up to a power of two, if smaller),
+//! each the first time one of its cells is claimed: a table reserves no cell memory when
+//! made, and `capacity × CELL_BYTES` once every cell was used (rounded up to whole chunks).
 //!
 //! ## Who owns a cell when
 //!
@@ -94,8 +94,11 @@ pub struct CellTable {
     /// Per `chunk_cells` cells, their bytes (`Bytes` is `repr(C)` and aligned, so a chunk's
     /// cells are contiguous); null until one of them is first claimed.
     chunks: Box<[AtomicPtr<Bytes>]>,
-    /// Cells per chunk: [`CHUNK_CELLS`], or the capacity if smaller (at least 1).
+    /// Cells per chunk: [`CHUNK_CELLS`], or the capacity rounded up to a power of two if
+    /// smaller; a power of two, so that a claim finds its chunk with a shift and a mask.
     chunk_cells: usize,
+    /// `log2(chunk_cells)`.
+    chunk_shift: u32,
     /// Per cell: `IN_USE`, `ORPHANED`.
     states: Box<[AtomicU8]>,
     /// `BIAS` until [`orphan`](Self::orphan), then the cells still in use.
@@ -115,12 +118,13 @@ impl CellTable {
     /// built in it may point to it). Owned by the caller until [`orphan`](Self::orphan); never
     /// freed if it is not orphaned.
     pub fn new(capacity: usize) -> NonNull<CellTable> {
-        let chunk_cells = CHUNK_CELLS.min(capacity).max(1);
+        let chunk_cells = CHUNK_CELLS.min(capacity.next_power_of_two());
         let table = Box::new(CellTable {
             chunks: (0..capacity.div_ceil(chunk_cells))
                 .map(|_| AtomicPtr::new(std::ptr::null_mut()))
                 .collect(),
             chunk_cells,
+            chunk_shift: chunk_cells.trailing_zeros(),
             states: (0..capacity).map(|_| AtomicU8::new(0)).collect(),
             remaining: AtomicUsize::new(if cfg!(tokengate_mutant = "cells_no_bias") {
                 1
@@ -203,7 +207,7 @@ impl CellTable {
         let state = &self.states[index];
         // The chunk first: were its allocation to unwind (an allocation-error hook that
         // panics), no cell would be left marked in use with no owner.
-        let chunk = self.chunk(index / self.chunk_cells);
+        let chunk = self.chunk(index >> self.chunk_shift);
         // ORDERING: Acquire on success, paired with the Release of `release`: the drop of
         // the cell's previous value happens before the claimer writes the next one. Relaxed
         // on failure: nothing is read.
@@ -216,7 +220,7 @@ impl CellTable {
             .compare_exchange(0, IN_USE, success, Ordering::Relaxed)
             .ok()?;
         // SAFETY: a chunk holds `chunk_cells` cells.
-        let cell = unsafe { chunk.as_ptr().add(index % self.chunk_cells) };
+        let cell = unsafe { chunk.as_ptr().add(index & (self.chunk_cells - 1)) };
         // SAFETY: derived from a non-null chunk pointer.
         Some(unsafe { NonNull::new_unchecked(cell) }.cast())
     }
