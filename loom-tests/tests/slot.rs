@@ -347,3 +347,68 @@ fn detach_racing_the_run_drops_the_output_once_and_at_once() {
         assert_eq!(drops.load(Ordering::Relaxed), 1);
     });
 }
+
+/// `run_and_take` (a joiner running the task itself and keeping its outcome) against a waiter
+/// that registers and parks (`wait()`), then reads a plain cell the closure wrote: the waiter
+/// is woken (loom reports a deadlock otherwise), the closure's write happens before its read,
+/// the outcome goes to the runner alone (the waiter finds nothing to take), and the output is
+/// dropped once, by the runner.
+fn run_and_take_against_a_parked_waiter(order: Order) {
+    let data = Arc::new(UnsafeCell::new(0_u32));
+    let (drops, value) = counted();
+    let slot = Arc::new(TaskSlot::new({
+        let data = data.clone();
+        move || {
+            // SAFETY: only the closure writes the cell; the waiter reads it only after the
+            // slot said the task is finished (the claim under test).
+            data.with_mut(|p| unsafe { *p = 42 });
+            value
+        }
+    }));
+    let runner: Role = {
+        let slot = slot.clone();
+        Box::new(move || match slot.run_and_take(|_| {}) {
+            Some(Ok(value)) => {
+                drop(value);
+                Did::Ran(true)
+            }
+            other => panic!("the runner did not get the output: {other:?}"),
+        })
+    };
+    let waiter: Role = {
+        let slot = slot.clone();
+        Box::new(move || {
+            slot.wait();
+            // SAFETY: see the write above.
+            let seen = data.with(|p| unsafe { *p });
+            assert_eq!(seen, 42, "the task's write is not visible");
+            assert!(
+                slot.take_output().is_none(),
+                "the outcome was handed out twice"
+            );
+            Did::Nothing
+        })
+    };
+    order.spawn_all(vec![runner, waiter]);
+    assert_eq!(slot.state(), TokenState::Completed);
+    assert_eq!(
+        drops.load(Ordering::Relaxed),
+        1,
+        "the output was not dropped once"
+    );
+}
+
+#[cfg(not(tokengate_mutant = "run_and_take_relaxed"))]
+#[test]
+fn run_and_take_wakes_a_parked_waiter_and_keeps_the_outcome() {
+    check_each_order(PREEMPTION_BOUND, run_and_take_against_a_parked_waiter);
+}
+
+/// With a Relaxed publication, loom must find the waiter's read racing the closure's write
+/// (or the runner's read of the waiter cell racing its registration).
+#[cfg(tokengate_mutant = "run_and_take_relaxed")]
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn mutant_run_and_take_relaxed_is_caught() {
+    check_each_order(PREEMPTION_BOUND, run_and_take_against_a_parked_waiter);
+}

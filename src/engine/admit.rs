@@ -134,6 +134,9 @@ impl Engine {
             self.stripe().add(&counters.blocked, 1);
             return Err(TrySubmitError::Blocked(func));
         }
+        // Which worker of this runtime submits, if one does (asked once: taking a token, the
+        // counters and routing all need it).
+        let me = current::current_index(self.id());
         let placement = Placement {
             broadcast_to,
             home: broadcast_to.or_else(|| self.sticky_home(op)),
@@ -148,7 +151,7 @@ impl Engine {
         } else {
             None
         };
-        let (token, func) = match self.take_token() {
+        let (token, func) = match self.take_token_as(me) {
             Some(token) => (token, func),
             None if !wait => return Err(TrySubmitError::Full(func)),
             // SAFETY: forwarded from the caller.
@@ -169,14 +172,14 @@ impl Engine {
             return Err(TrySubmitError::ShutDown(func));
         }
         let time = self.admission_time(op);
-        let stripe = self.stripe();
+        let stripe = self.stripe_as(me);
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: forwarded from the caller.
         let outcome = unsafe { self.install(&token, op, entry, func, time, placement) };
         if holdable && (hold_slot.is_some() || self.is_paused() || entry.is_paused()) {
             self.hold(token, hold_slot);
         } else {
-            self.dispatch(token);
+            self.dispatch_from(me, token);
         }
         Ok(outcome)
     }

@@ -94,29 +94,61 @@ impl Engine {
     /// for sticky and broadcast tasks; else locality, then the least-loaded allowed worker.
     #[inline]
     pub(crate) fn dispatch(&self, token: Token) {
-        let (weight, broadcast_to, home, fifo) = self.tokens.held(&token).with_job(|job| {
+        self.dispatch_from(current::current_index(self.id()), token);
+    }
+
+    /// [`dispatch`](Self::dispatch) from worker `me` (the calling thread's index, if it is a
+    /// worker of this runtime). The common case of a worker's fork, its own local deque, is
+    /// inlined into the caller; every other route is [`route`](Self::route)'s.
+    #[inline]
+    pub(crate) fn dispatch_from(&self, me: Option<usize>, token: Token) {
+        let (weight, home, broadcast, fifo) = self.tokens.held(&token).with_job(|job| {
             let m = job.meta();
-            (m.weight, m.broadcast_to(), m.home(), m.fifo)
+            (m.weight, m.home(), m.broadcast_to().is_some(), m.fifo)
         });
+        match me {
+            // Locality: a task submitted by a worker stays with it, on its deque if any
+            // worker may steal it, and it needs no lane priority, no FIFO order (the deque
+            // runs newest first; the mailbox's lanes, oldest first) and no home worker.
+            Some(me)
+                if home.is_none()
+                    && !fifo
+                    && weight != Weight::Light
+                    && self.routes.everyone(weight) =>
+            {
+                self.push_local(me, token);
+                self.wake_a_thief_if_one_sleeps(weight, me);
+            }
+            _ => self.route(me, token, weight, home, broadcast),
+        }
+    }
+
+    /// Every route of [`dispatch_from`](Self::dispatch_from) but a worker's own deque, for the
+    /// task of `token` (of `weight`; `home`: the worker it must run on, `broadcast`: as its
+    /// broadcast run): its home worker's queue, or a mailbox (the submitting worker's if it
+    /// may run the task, else the least loaded allowed worker's).
+    #[inline]
+    fn route(
+        &self,
+        me: Option<usize>,
+        token: Token,
+        weight: Weight,
+        home: Option<usize>,
+        broadcast: bool,
+    ) {
         if let Some(target) = home {
-            let queue = match broadcast_to {
-                Some(_) => &self.workers[target].broadcasts,
-                None => &self.workers[target].sticky,
+            let queue = if broadcast {
+                &self.workers[target].broadcasts
+            } else {
+                &self.workers[target].sticky
             };
             // Never refused: beyond its front, the queue spills (FIFO kept).
             queue.push(token);
             self.workers[target].sleeper.wake();
             return;
         }
-        let target = match current::current_index(self.id()) {
-            // Locality: a task submitted by a worker stays with it, if it may run it; on its
-            // deque if any worker may steal it, and it needs no lane priority and no FIFO
-            // order (the deque runs newest first; the mailbox's lanes, oldest first).
-            Some(me) if !fifo && weight != Weight::Light && self.routes.everyone(weight) => {
-                self.push_local(me, token);
-                self.wake_a_thief_if_one_sleeps(weight, me);
-                return;
-            }
+        let target = match me {
+            // Locality: a task submitted by a worker stays with it if it may run it.
             Some(me) if self.routes.may_run(me, weight) => me,
             _ => self.routes.least_loaded(weight, |w| self.load(w, weight)),
         };

@@ -218,7 +218,14 @@ impl Engine {
     /// Where the calling thread records its counters.
     #[inline]
     pub(crate) fn stripe(&self) -> Stripe {
-        match current::current_index(self.id()) {
+        self.stripe_as(current::current_index(self.id()))
+    }
+
+    /// [`stripe`](Self::stripe) on worker `me` (the calling thread's index, if it is a worker
+    /// of this runtime).
+    #[inline]
+    pub(crate) fn stripe_as(&self, me: Option<usize>) -> Stripe {
+        match me {
             Some(index) => Stripe {
                 index,
                 exclusive: true,

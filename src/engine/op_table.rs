@@ -186,8 +186,9 @@ impl OpTable {
         }
     }
 
-    /// The entry of `op`'s name, created on first sight.
-    #[inline]
+    /// The entry of `op`'s name, created on first sight. The common case, the name this thread
+    /// looked up last, is inlined into the caller; the rest is [`find`](Self::find)'s.
+    #[inline(always)]
     pub(crate) fn entry(&self, op: &Operation) -> &OpEntry {
         let name = op.name();
         let key = (self.serial, name.as_ptr() as usize, name.len());
@@ -198,6 +199,14 @@ impl OpTable {
                 return unsafe { &*entry };
             }
         }
+        self.find(op)
+    }
+
+    /// [`entry`](Self::entry) for a name this thread did not look up last: probes the table
+    /// (creating the entry on first sight) and remembers the answer.
+    #[inline(never)]
+    fn find(&self, op: &Operation) -> &OpEntry {
+        let name = op.name();
         let entry = if name == OVERFLOW_NAME {
             self.overflow()
         } else {
@@ -209,8 +218,13 @@ impl OpTable {
                 Err(_) => self.insert(op),
             }
         };
-        let (serial, at, len) = key;
-        LAST_LOOKUP.with(|l| l.set(Some((serial, at, len, entry as *const OpEntry))));
+        let record = (
+            self.serial,
+            name.as_ptr() as usize,
+            name.len(),
+            entry as *const OpEntry,
+        );
+        LAST_LOOKUP.with(|l| l.set(Some(record)));
         entry
     }
 

@@ -70,7 +70,13 @@ impl Engine {
     /// caches.
     #[inline]
     pub(crate) fn take_token(&self) -> Option<Token> {
-        let me = current::current_index(self.id());
+        self.take_token_as(current::current_index(self.id()))
+    }
+
+    /// [`take_token`](Self::take_token) on worker `me` (the calling thread's index, if it is a
+    /// worker of this runtime).
+    #[inline(always)]
+    pub(crate) fn take_token_as(&self, me: Option<usize>) -> Option<Token> {
         if let Some(me) = me {
             if let Some(token) = self.caches.caches[me].pop() {
                 return Some(token);

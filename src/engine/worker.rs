@@ -48,7 +48,7 @@ use crate::metrics::history::RawRecord;
 use crate::operation::Weight;
 use crate::primitives::{JobSteal, LanePicker, NeverRan, Registration, Steal, Token, TokenState};
 use crate::sync::{bump_exclusive, thread, Arc, Backoff, Ordering};
-use crate::task::{Job, JobRef, TaskMeta};
+use crate::task::{Job, JobRef, Outcome, TaskMeta};
 
 /// A worker's own state, living on its thread's stack for the thread's whole life.
 pub(crate) struct Worker {
@@ -303,11 +303,7 @@ impl Worker {
             // it finds the token free (`try_submit` right after a `join` is not `Full`). The
             // task itself (in the token's cell, or on the heap) lives until its last
             // reference goes: its handle's, or ours below.
-            let ran = self.run_recorded(&*job, entry, &mut || {
-                if let Some(token) = token.take() {
-                    self.finish(token, entry, permit);
-                }
-            });
+            let ran = self.run_recorded(&*job, entry, &mut token, permit);
             if !ran {
                 engine.count_unrun(entry, &*job, self.stripe());
             }
@@ -322,7 +318,7 @@ impl Worker {
 
     /// Releases the task's permit (handing it to a waiting task), empties the token's slot
     /// and gives the token back.
-    #[inline]
+    #[inline(always)]
     fn finish(&self, token: Token, entry: &OpEntry, permit: bool) {
         let engine = &*self.engine;
         if permit {
@@ -376,7 +372,7 @@ impl Worker {
         if job.meta().limited || job.meta().sticky || entry.is_paused() || engine.is_paused() {
             return false;
         }
-        self.run_recorded(job, entry, &mut || {})
+        self.run_recorded(job, entry, &mut None, false)
     }
 
     /// Runs (or resolves without running, see [`verdict`](Self::verdict)) a task that has no
@@ -391,37 +387,48 @@ impl Worker {
             }
             return;
         }
-        self.run_recorded(job, entry, &mut || {});
+        self.run_recorded(job, entry, &mut None, false);
     }
 
     /// Runs `job` (of operation `entry`) here if nobody has run or killed it yet, recording
-    /// counters, timings and history, then calls `on_end` before the outcome is published.
-    /// Returns whether it ran.
+    /// counters, timings and history, then gives `token` back (if it holds one: the task's,
+    /// releasing its permit if `permit`) before the outcome is published. Returns whether it
+    /// ran; `token` is left where it is if it did not.
+    #[inline]
     pub(crate) fn run_recorded(
         &self,
         job: &dyn Job,
         entry: &OpEntry,
-        on_end: &mut dyn FnMut(),
+        token: &mut Option<Token>,
+        permit: bool,
     ) -> bool {
-        let engine = &*self.engine;
         let meta = job.meta();
         if meta.home().is_some_and(|w| w != self.index) {
             return false; // another worker's broadcast run or sticky task: only it may run it
         }
-        let start = if self.sample_this_run() {
-            engine.clock.now_ns()
-        } else {
-            0
-        };
+        let start = self.sample_start();
         let outer = self.running.replace(Some(meta as *const TaskMeta));
         // Counters and history are written before the outcome is published, so a snapshot
         // taken after a join includes the joined task.
         let ran = job.run_then(&mut |state| {
             self.record_run(meta, entry, state, start);
-            on_end();
+            if let Some(token) = token.take() {
+                self.finish(token, entry, permit);
+            }
         });
         self.running.set(outer);
         ran
+    }
+
+    /// When the run about to start starts, on the runtime's clock, if this worker times it
+    /// (see [`sample_this_run`](Self::sample_this_run)); else 0.
+    #[inline]
+    fn sample_start(&self) -> u64 {
+        if self.sample_this_run() {
+            self.engine.clock.now_ns()
+        } else {
+            0
+        }
     }
 
     /// Whether the run about to start is one this worker times (one in
@@ -476,6 +483,7 @@ impl Worker {
 
     /// Records a task of `entry` that ran here: `state` is how it ended; `start`, when it
     /// started if this run is timed (see [`sample_this_run`](Self::sample_this_run)), else 0.
+    #[inline]
     fn record_run(&self, meta: &TaskMeta, entry: &OpEntry, state: TokenState, start: u64) {
         let engine = &*self.engine;
         let stripe = self.stripe();
@@ -615,36 +623,47 @@ impl Worker {
         self.engine.sleepers.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Joins `job` from this worker: runs it here if it has not started (popped back from the
-    /// local deque when it is the newest there, as `rayon::join` does; else claimed in place),
-    /// else runs other tasks until it is finished.
-    pub(crate) fn join(&self, job: &dyn Job) {
-        if job.is_ready() || (self.run_own_newest(job) && job.is_ready()) {
-            return;
+    /// Joins `task` from this worker for its handle, which this thread owns: runs it here if
+    /// it has not started (popped back from the local deque when it is the newest there, as
+    /// `rayon::join` does, its outcome then handed straight back by
+    /// [`execute_taking`](Self::execute_taking); else claimed in place), else runs other
+    /// tasks until it is finished. `None`: the outcome is ready in the task, for the handle
+    /// to take.
+    #[inline]
+    pub(crate) fn join_taking<T>(&self, task: &dyn Outcome<T>) -> Option<Result<T, TaskError>> {
+        let job = task.as_job();
+        if job.is_ready() {
+            return None;
+        }
+        if let Some(token) = self.pop_own_newest(job) {
+            if let Some(outcome) = self.execute_taking(token, task) {
+                return Some(outcome);
+            }
+            if job.is_ready() {
+                return None;
+            }
         }
         if self.run_inline(job) || job.is_ready() {
-            return;
+            return None;
         }
         self.wait_helping(job);
+        None
     }
 
-    /// If the newest token of the local deque is `job`'s, pops it and runs it here (the
-    /// common case of a fork-join: nobody stole it), giving the token back at once. Returns
-    /// whether it did.
+    /// Pops the newest token of the local deque if it carries `job`.
     ///
     /// It looks before it pops: a token popped and pushed back would be out of thieves' sight
     /// meanwhile, and a worker going to sleep then could miss it.
-    #[inline]
-    fn run_own_newest(&self, job: &dyn Job) -> bool {
+    #[inline(always)]
+    fn pop_own_newest(&self, job: &dyn Job) -> Option<Token> {
         let id = job.meta().id;
         let me = &self.engine.workers[self.index];
         // SAFETY: `self` lives on worker `index`'s thread, the one owner of its deque.
         if unsafe { me.deque.peek_newest() } != Some(id.index() as usize) {
-            return false;
+            return None;
         }
-        let Some(token) = self.pop_local() else {
-            return false; // a thief took it meanwhile
-        };
+        // `None`: a thief took it meanwhile.
+        let token = self.pop_local()?;
         // Popped, the token is ours: its generation says which task it carries now (another,
         // in the instant between a task's token going home and its outcome's publication).
         let held = self.engine.tokens.held(&token);
@@ -653,10 +672,51 @@ impl Worker {
             self.push_local(token);
             // It was out of thieves' sight for a moment: as after any local push.
             self.engine.wake_a_thief_if_one_sleeps(weight, self.index);
-            return false;
+            return None;
         }
-        self.execute(token);
-        true
+        Some(token)
+    }
+
+    /// [`execute`](Self::execute) for the task's own joiner, which holds `task`'s handle: the
+    /// token just popped back from the local deque carries `task`. Runs it here and returns
+    /// its outcome directly (no publication for a later take: nobody else may take it), its
+    /// token given back before. A task with a concurrency limit, or one that must not run
+    /// ([`verdict`](Self::verdict)), goes through `execute` instead (then `None`: its
+    /// outcome is in the task).
+    #[inline]
+    fn execute_taking<T>(
+        &self,
+        token: Token,
+        task: &dyn Outcome<T>,
+    ) -> Option<Result<T, TaskError>> {
+        let engine = &*self.engine;
+        let meta = task.meta();
+        let entry = engine.ops.of_task(meta);
+        if meta.limited || self.verdict(meta, entry).is_some() {
+            self.execute(token);
+            return None;
+        }
+        // The token table's reference to the task: the token goes home without it.
+        let job = engine.tokens.held(&token).take_job();
+        // No `mark_busy`: the joiner is running a task, so this worker is busy already.
+        let start = self.sample_start();
+        let outer = self.running.replace(Some(meta as *const TaskMeta));
+        let mut token = Some(token);
+        let outcome = task.run_and_take(&mut |state| {
+            self.record_run(meta, entry, state, start);
+            if let Some(token) = token.take() {
+                self.finish(token, entry, false);
+            }
+        });
+        self.running.set(outer);
+        if outcome.is_none() {
+            engine.count_unrun(entry, &*job, self.stripe());
+        }
+        drop(job);
+        if let Some(token) = token {
+            self.finish(token, entry, false);
+        }
+        outcome
     }
 
     /// Runs this worker's queued tasks until `job` (of this runtime or another) is finished.

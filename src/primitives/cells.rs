@@ -234,6 +234,7 @@ impl CellTable {
     /// `table` is a table from [`new`](Self::new), cell `index` was claimed from it and not
     /// released since, and the caller owns that claim (it claimed the cell, or the claimer
     /// handed the cell to it); its value is gone.
+    #[inline]
     pub unsafe fn release(table: NonNull<CellTable>, index: usize) {
         // SAFETY: the table lives while a cell is in use (see the module's docs).
         let this = unsafe { table.as_ref() };
@@ -290,6 +291,7 @@ impl CellTable {
     /// # Safety
     ///
     /// As [`release`](Self::release) or [`orphan`](Self::orphan), whose share `n` is.
+    #[cold]
     unsafe fn count_down(table: NonNull<CellTable>, n: usize) {
         // SAFETY: not freed yet: it is freed below, by the one thread that takes the count
         // to zero.

@@ -243,25 +243,102 @@ where
     /// returned (or panicked) and before the outcome is published, so that whatever it
     /// records happens before any joiner sees the outcome.
     pub fn run_then(&self, before_publish: impl FnOnce(TokenState)) -> bool {
-        if !self.transition(TokenState::Admitted, TokenState::Executing) {
+        let Some((outcome, lifecycle)) = self.claim_and_call() else {
             return false;
+        };
+        before_publish(lifecycle);
+        self.write_outcome(outcome);
+        self.publish(TokenState::Executing, lifecycle);
+        true
+    }
+
+    /// [`run_then`](Self::run_then) for the outcome's one taker (the handle's owner, joining
+    /// the task on the thread that runs it): runs the closure here if nobody has run or
+    /// cancelled it yet and returns its outcome, marked taken, instead of writing it into the
+    /// slot for [`take_output`](Self::take_output) to read back. `None` if this call did not
+    /// run it (its outcome, when it comes, is in the slot as usual).
+    ///
+    /// A registered waiter (a future polled before the join) is woken as by
+    /// [`run`](Self::run). Safe whoever calls it: the outcome is marked taken in the same RMW
+    /// that sets `READY`, so a `take_output` or a `detach` racing it finds nothing to take.
+    /// Everything the closure did happens before a waiter that sees the slot ready returns,
+    /// as after `run`. (`loom-tests/tests/slot.rs` models it against a parked waiter; its
+    /// mutant `run_and_take_relaxed` publishes without ordering, and loom must catch it.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tokengate::primitives::TaskSlot;
+    /// use tokengate::TokenState;
+    ///
+    /// let slot = TaskSlot::new(|| 6 * 7);
+    /// assert_eq!(slot.run_and_take(|_| {}), Some(Ok(42)));
+    /// assert_eq!(slot.state(), TokenState::Completed);
+    /// assert!(slot.is_ready());
+    /// assert_eq!(slot.take_output(), None); // handed out already
+    /// assert_eq!(slot.run_and_take(|_| {}), None); // it ran
+    /// ```
+    #[inline]
+    pub fn run_and_take(
+        &self,
+        before_publish: impl FnOnce(TokenState),
+    ) -> Option<Result<T, TaskError>> {
+        let (outcome, lifecycle) = self.claim_and_call()?;
+        before_publish(lifecycle);
+        let step = READY + TAKEN + (lifecycle as u32 - TokenState::Executing as u32);
+        // ORDERING: AcqRel, as in `publish`: Acquire sees the waiter cell written before
+        // WAITER_SET was set; Release orders what the task did before READY for whoever reads
+        // the state (no outcome is left to read: TAKEN is set with it).
+        #[cfg(not(tokengate_mutant = "run_and_take_relaxed"))]
+        let before = self.state.fetch_add(step, Ordering::AcqRel);
+        #[cfg(tokengate_mutant = "run_and_take_relaxed")]
+        let before = self.state.fetch_add(step, Ordering::Relaxed);
+        debug_assert_eq!(
+            before & (LIFECYCLE | READY | TAKEN),
+            TokenState::Executing as u32
+        );
+        if before & WAITER_SET != 0 {
+            // SAFETY: as in `publish`: WAITER_SET and now READY are set, so the cell is ours.
+            let waiter = self.waiter.with_mut(|w| unsafe { (*w).take() });
+            if let Some(waiter) = waiter {
+                waiter.wake();
+            }
+        }
+        Some(outcome)
+    }
+
+    /// Wins the lifecycle CAS out of `Admitted` for a run (else `None`), takes the closure and
+    /// calls it, catching a panic: its outcome and the final state to publish.
+    #[inline]
+    fn claim_and_call(&self) -> Option<(Result<T, TaskError>, TokenState)> {
+        if !self.transition(TokenState::Admitted, TokenState::Executing) {
+            return None;
         }
         // SAFETY: winning Admitted → Executing makes this thread the only one to touch `func`.
         let func = self.func.with_mut(|f| unsafe { (*f).take() });
         let Some(func) = func else {
             unreachable!("an admitted task slot always holds its closure")
         };
-        let (outcome, lifecycle) = match catch_unwind(AssertUnwindSafe(func)) {
+        Some(match catch_unwind(AssertUnwindSafe(func)) {
             Ok(value) => (Ok(value), TokenState::Completed),
             Err(payload) => (
                 Err(TaskError::Panicked(PanicPayload::new(payload))),
                 TokenState::Failed,
             ),
-        };
-        before_publish(lifecycle);
-        self.write_outcome(outcome);
-        self.publish(TokenState::Executing, lifecycle);
-        true
+        })
+    }
+
+    /// Whether the slot holds nothing that a drop would drop: no closure, no outcome, no
+    /// waiter (its task ran and its outcome was taken, say). Its last owner skips the drop
+    /// then, and with it the cost of containing a panic that cannot come.
+    #[inline]
+    pub(crate) fn is_spent(&mut self) -> bool {
+        // SAFETY: `&mut self`: nobody else touches the cells.
+        unsafe {
+            self.func.with(|f| (*f).is_none())
+                && self.output.with(|o| (*o).is_none())
+                && self.waiter.with(|w| (*w).is_none())
+        }
     }
 
     /// Cancels the task if it has not started: it will never run and resolves
@@ -699,6 +776,51 @@ mod tests {
             Some(Err(TaskError::Panicked(p))) => assert_eq!(p.message(), "boom"),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    /// `run_and_take` hands the outcome to its caller alone, wakes a thread parked on the
+    /// slot, and leaves nothing for a later take, detach, cancel or run; its output is
+    /// dropped once, by whoever holds it.
+    #[test]
+    fn run_and_take_keeps_the_outcome_and_wakes_a_waiter() {
+        let guard = Arc::new(());
+        let g = guard.clone();
+        let slot = Arc::new(TaskSlot::new(move || g));
+        let waiter = {
+            let slot = slot.clone();
+            std::thread::spawn(move || {
+                slot.wait();
+                slot.take_output().is_none()
+            })
+        };
+        let mut seen = None;
+        let output = slot.run_and_take(|state| seen = Some(state));
+        assert_eq!(seen, Some(TokenState::Completed));
+        assert!(waiter.join().unwrap(), "the waiter took the outcome too");
+        assert_eq!(slot.state(), TokenState::Completed);
+        slot.detach(); // nothing left to drop
+        assert!(slot.take_output().is_none());
+        assert!(!slot.cancel() && !slot.run());
+        assert!(slot.run_and_take(|_| {}).is_none());
+        assert_eq!(Arc::strong_count(&guard), 2);
+        drop(output);
+        assert_eq!(Arc::strong_count(&guard), 1);
+        drop(slot);
+    }
+
+    /// A panic is an outcome of `run_and_take` too; a cancelled slot runs nothing and keeps
+    /// its `Killed` for `take_output`.
+    #[test]
+    fn run_and_take_of_a_panic_and_of_a_cancelled_slot() {
+        let slot = TaskSlot::new(|| -> u8 { panic!("boom") });
+        match slot.run_and_take(|state| assert_eq!(state, TokenState::Failed)) {
+            Some(Err(TaskError::Panicked(p))) => assert_eq!(p.message(), "boom"),
+            other => panic!("unexpected {other:?}"),
+        }
+        let slot = TaskSlot::new(|| 1_u8);
+        assert!(slot.cancel());
+        assert!(slot.run_and_take(|_| unreachable!("not run")).is_none());
+        assert!(matches!(slot.take_output(), Some(Err(TaskError::Killed))));
     }
 
     #[test]

@@ -125,20 +125,15 @@ impl<T> TaskHandle<T> {
             "TaskHandle joined after it was polled to completion"
         );
         let job = self.task.as_job();
-        if current::with_current(job.meta().runtime, |w| w.join(job)).is_none() {
-            if let Some(deadline) = job.meta().deadline {
-                // Enforce the start deadline here too, in case no worker reaches the task in
-                // time: past it, a task that has not started resolves TimedOut.
-                let now = Instant::now();
-                if !(now < deadline && self.wait_timeout(deadline - now)) {
-                    job.abandon(TaskError::TimedOut, NeverRan::TimedOut);
-                }
+        match current::with_current(job.meta().runtime, |w| w.join_taking(&*self.task)) {
+            // Run here, its outcome handed straight back (a fork popped back by its joiner).
+            Some(Some(outcome)) => {
+                self.polled = Polled::Done; // taken: nothing left for `Drop` to do
+                return outcome;
             }
-            // A worker of another runtime keeps serving its own while it waits (its tasks
-            // may be what this task waits for); any other thread blocks.
-            if current::with_any_current(|w| w.wait_helping(job)).is_none() {
-                job.wait();
-            }
+            // Ready in the task: taken below.
+            Some(None) => {}
+            None => self.wait_off_worker(),
         }
         let outcome = match self.task.take_output() {
             Some(outcome) => outcome,
@@ -148,6 +143,25 @@ impl<T> TaskHandle<T> {
         };
         self.polled = Polled::Done; // taken: nothing left for `Drop` to do
         outcome
+    }
+
+    /// Waits for the task's outcome on a thread that is not a worker of its runtime.
+    #[cold]
+    fn wait_off_worker(&self) {
+        let job = self.task.as_job();
+        if let Some(deadline) = job.meta().deadline {
+            // Enforce the start deadline here too, in case no worker reaches the task in
+            // time: past it, a task that has not started resolves TimedOut.
+            let now = Instant::now();
+            if !(now < deadline && self.wait_timeout(deadline - now)) {
+                job.abandon(TaskError::TimedOut, NeverRan::TimedOut);
+            }
+        }
+        // A worker of another runtime keeps serving its own while it waits (its tasks may be
+        // what this task waits for); any other thread blocks.
+        if current::with_any_current(|w| w.wait_helping(job)).is_none() {
+            job.wait();
+        }
     }
 
     /// Whether the task has its outcome (ran, failed, or was killed).

@@ -136,14 +136,50 @@ impl TaskMeta {
     }
 }
 
-/// A task: its header (reference count, how to dispose of it, where it lives), its slot
-/// (closure, output, waiter) and what the runtime knows of it. `repr(C)` with the header
-/// first, so that a pointer to the task is a pointer to its header ([`TaskRef`]).
+/// A task: its header (reference count, how to dispose of it, where it lives), what the
+/// runtime knows of it and its slot (closure, output, waiter). `repr(C)` with the header
+/// first, so that a pointer to the task is a pointer to its header ([`TaskRef`]), and the
+/// record next, at the same offset in every task ([`META_OFFSET`]), so that a view that does
+/// not know the task's type reads it without a virtual call.
 #[repr(C)]
 pub(crate) struct Task<F, T> {
     header: Header,
-    slot: TaskSlot<F, T>,
     meta: TaskMeta,
+    slot: TaskSlot<F, T>,
+}
+
+/// Where a task's [`TaskMeta`] is, from its start: after the header, whatever the task's
+/// closure and output (`repr(C)` lays the fields out in order, and neither `Header` nor
+/// `TaskMeta` depends on them; `erase` checks it for each type).
+const META_OFFSET: usize = std::mem::offset_of!(Task<fn(), ()>, meta);
+
+/// The record of the task that `view` (a [`Job`] or [`Outcome`] of it) points to.
+#[inline]
+fn meta_of<D: ?Sized>(view: &D) -> &TaskMeta {
+    // SAFETY: every view is of a `Task<F, T>` (the only implementor of `Job`, which `Outcome`
+    // extends), whose record is at `META_OFFSET` (see `Task`); it lives as long as the view.
+    unsafe {
+        &*(view as *const D)
+            .cast::<u8>()
+            .add(META_OFFSET)
+            .cast::<TaskMeta>()
+    }
+}
+
+impl dyn Job + '_ {
+    /// What the runtime knows of the task.
+    #[inline]
+    pub(crate) fn meta(&self) -> &TaskMeta {
+        meta_of(self)
+    }
+}
+
+impl<T> dyn Outcome<T> + '_ {
+    /// What the runtime knows of the task.
+    #[inline]
+    pub(crate) fn meta(&self) -> &TaskMeta {
+        meta_of(self)
+    }
 }
 
 /// What a [`TaskRef`] needs of a task whose type it does not know.
@@ -185,9 +221,9 @@ impl<F: FnOnce() -> T, T> Task<F, T> {
     }
 }
 
-/// The worker's view of a task: run it or kill it.
+/// The worker's view of a task: run it or kill it. Implemented by [`Task`] alone (its record
+/// is read at a fixed offset, see [`META_OFFSET`]).
 pub(crate) trait Job: Send + Sync {
-    fn meta(&self) -> &TaskMeta;
     /// Runs the task here unless it ran or was killed already, calling `before_publish` with
     /// the final state just before the outcome becomes visible; returns whether it ran.
     fn run_then(&self, before_publish: &mut dyn FnMut(TokenState)) -> bool;
@@ -204,6 +240,13 @@ pub(crate) trait Job: Send + Sync {
 /// The handle's view of a task: the [`Job`] view plus the outcome.
 pub(crate) trait Outcome<T>: Job {
     fn take_output(&self) -> Option<Result<T, TaskError>>;
+    /// Runs the task here for its handle's join unless it ran or was killed already (then
+    /// `None`), calling `before_publish` as [`Job::run_then`] does, and returns the outcome
+    /// itself, marked taken ([`TaskSlot::run_and_take`]).
+    fn run_and_take(
+        &self,
+        before_publish: &mut dyn FnMut(TokenState),
+    ) -> Option<Result<T, TaskError>>;
     /// Polls the outcome as a future; see [`TaskSlot::poll_output`].
     fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>>;
     /// Withdraws the waker of a future dropped before its outcome arrived.
@@ -284,12 +327,19 @@ impl<D: ?Sized> Drop for TaskRef<D> {
 /// # Safety
 ///
 /// `header` is the header of a `Task<F, T>` whose last reference is gone.
-unsafe fn dispose<F, T>(header: NonNull<Header>) {
+unsafe fn dispose<F: FnOnce() -> T, T>(header: NonNull<Header>) {
+    const { assert!(!std::mem::needs_drop::<Header>() && !std::mem::needs_drop::<TaskMeta>()) };
     let task = header.cast::<Task<F, T>>().as_ptr();
     // SAFETY: the task is alive and ours alone (the contract).
     let home = unsafe { (*task).header.home };
-    // SAFETY: as above; it is not touched again.
-    let dropped = unsafe { crate::contain::drop_in_place_caught(task) };
+    // SAFETY: as above; it is not touched again. A spent slot (its task ran, its outcome
+    // was taken) leaves nothing to drop: the header and the record have no drop glue.
+    let dropped = if unsafe { (*task).slot.is_spent() } {
+        Ok(())
+    } else {
+        // SAFETY: as above.
+        unsafe { crate::contain::drop_in_place_caught(task) }
+    };
     match home {
         // SAFETY: allocated by `erase` with this layout.
         Home::Heap => unsafe { alloc::dealloc(task.cast(), Layout::new::<Task<F, T>>()) },
@@ -357,6 +407,7 @@ where
             }
         }
     };
+    const { assert!(std::mem::offset_of!(Task<F, T>, meta) == META_OFFSET) };
     let task = place.as_ptr();
     // SAFETY: `place` is fresh memory for one `Task<F, T>`: a claimed cell it fits (the
     // contract) or a new allocation of its layout. Written field by field, in place (a
@@ -368,8 +419,8 @@ where
             dispose: dispose::<F, T>,
             home,
         });
-        std::ptr::addr_of_mut!((*task).slot).write(slot);
         std::ptr::addr_of_mut!((*task).meta).write(meta);
+        std::ptr::addr_of_mut!((*task).slot).write(slot);
     }
     let outcome: *mut (dyn Outcome<T> + 'a) = place.as_ptr();
     let job: *mut (dyn Job + 'a) = place.as_ptr();
@@ -398,10 +449,6 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    fn meta(&self) -> &TaskMeta {
-        &self.meta
-    }
-
     #[inline]
     fn run_then(&self, before_publish: &mut dyn FnMut(TokenState)) -> bool {
         self.slot.run_then(before_publish)
@@ -440,6 +487,14 @@ where
 {
     fn take_output(&self) -> Option<Result<T, TaskError>> {
         self.slot.take_output()
+    }
+
+    #[inline]
+    fn run_and_take(
+        &self,
+        before_publish: &mut dyn FnMut(TokenState),
+    ) -> Option<Result<T, TaskError>> {
+        self.slot.run_and_take(before_publish)
     }
 
     fn poll_output(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>> {
