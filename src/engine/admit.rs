@@ -8,6 +8,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use super::current;
+use super::dispatch::Route;
 use super::op_table::OpEntry;
 use super::Engine;
 use crate::error::{TaskError, TrySubmitError};
@@ -179,7 +180,19 @@ impl Engine {
         if holdable && (hold_slot.is_some() || self.is_paused() || entry.is_paused()) {
             self.hold(token, hold_slot);
         } else {
-            self.dispatch_from(me, token);
+            let route = Route {
+                weight: op.get_weight(),
+                home: placement.home,
+                broadcast: placement.broadcast_to.is_some(),
+                fifo: op.is_fifo(),
+            };
+            debug_assert_eq!(
+                Some(route),
+                self.tokens
+                    .held(&token)
+                    .with_job(|job| Some(Route::of(job.meta())))
+            );
+            self.dispatch_routed(me, token, route);
         }
         Ok(outcome)
     }

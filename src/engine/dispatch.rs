@@ -21,7 +21,7 @@ use super::Engine;
 use crate::operation::{Operation, Weight};
 use crate::primitives::{Steal, Token};
 use crate::sync::{fence, AtomicUsize, Mutex, Ordering};
-use crate::task::JobRef;
+use crate::task::{JobRef, TaskMeta};
 
 /// Tasks that another worker submitted without a token and that only this worker may run
 /// (sticky tasks homed here, broadcast runs for it), handed over when the ring was dry.
@@ -89,6 +89,29 @@ impl fmt::Debug for Handoffs {
     }
 }
 
+/// What routing needs to know of a task: its weight, the worker it must run on (`home`; a
+/// broadcast run's worker, with `broadcast`), and whether it keeps FIFO order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub(crate) weight: Weight,
+    pub(crate) home: Option<usize>,
+    pub(crate) broadcast: bool,
+    pub(crate) fifo: bool,
+}
+
+impl Route {
+    /// The route of the task of record `meta`.
+    #[inline]
+    pub(crate) fn of(meta: &TaskMeta) -> Self {
+        Self {
+            weight: meta.weight,
+            home: meta.home(),
+            broadcast: meta.broadcast_to().is_some(),
+            fifo: meta.fifo,
+        }
+    }
+}
+
 impl Engine {
     /// Routes an admitted token to a worker and wakes whoever should run it: its home worker
     /// for sticky and broadcast tasks; else locality, then the least-loaded allowed worker.
@@ -102,10 +125,23 @@ impl Engine {
     /// inlined into the caller; every other route is [`route`](Self::route)'s.
     #[inline]
     pub(crate) fn dispatch_from(&self, me: Option<usize>, token: Token) {
-        let (weight, home, broadcast, fifo) = self.tokens.held(&token).with_job(|job| {
-            let m = job.meta();
-            (m.weight, m.home(), m.broadcast_to().is_some(), m.fifo)
-        });
+        let route = self
+            .tokens
+            .held(&token)
+            .with_job(|job| Route::of(job.meta()));
+        self.dispatch_routed(me, token, route);
+    }
+
+    /// [`dispatch_from`](Self::dispatch_from) of a task whose [`Route`] the caller knows (it
+    /// just admitted it), so that its record need not be read back.
+    #[inline]
+    pub(crate) fn dispatch_routed(&self, me: Option<usize>, token: Token, route: Route) {
+        let Route {
+            weight,
+            home,
+            broadcast,
+            fifo,
+        } = route;
         match me {
             // Locality: a task submitted by a worker stays with it, on its deque if any
             // worker may steal it, and it needs no lane priority, no FIFO order (the deque

@@ -128,7 +128,7 @@ impl Engine {
 
     /// Gives a token back from worker `worker` (the calling thread): into its cache if it has
     /// room, else to the ring.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn give_token_from(&self, worker: usize, token: Token) {
         match self.caches.caches[worker].push(token) {
             // A waiter for a token must see it: see the module docs.

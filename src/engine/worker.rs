@@ -278,7 +278,14 @@ impl Worker {
             engine.count_unrun(entry, &*job, self.stripe());
             self.record_unrun(&*job);
         } else {
-            if let (true, Some(limiter), false) = (meta.limited, entry.limiter.get(), permit) {
+            // A limited task without its permit waits for one (the limiter is looked up for
+            // such a task only: a plain task's run skips it).
+            let limiter = if meta.limited && !permit {
+                entry.limiter.get()
+            } else {
+                None
+            };
+            if let Some(limiter) = limiter {
                 let Some(token) = token.take() else {
                     unreachable!("the token is still held")
                 };
