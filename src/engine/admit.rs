@@ -219,13 +219,14 @@ impl Engine {
         T: Send + 'a,
     {
         let held = self.tokens.held(token);
-        let id = TaskId::new(self.serial, held.next_generation(), token.index() as u32);
-        let meta = TaskMeta::new(id, self.id(), op, Some(entry.tag()), time, placement);
         // In the token's cell if it fits and the token's previous task is gone (its handle
-        // may still hold it: then on the heap).
+        // may still hold it: then on the heap). Claimed before the record is made, so that
+        // the record is built where it goes rather than kept across the claim.
         let cell = held.claim_cell::<F, T>();
+        let id = TaskId::new(self.serial, held.next_generation(), token.index() as u32);
+        let meta = || TaskMeta::new(id, self.id(), op, Some(entry.tag()), time, placement);
         // SAFETY: forwarded from the caller; the cell was claimed for a `Task<F, T>`.
-        let (outcome, job) = unsafe { task::erase(meta, TaskSlot::new(func), cell) };
+        let (outcome, job) = unsafe { task::erase_new(meta, func, cell) };
         // The hand-over of the token that follows publishes the job.
         held.put_job(job);
         outcome
@@ -445,7 +446,7 @@ impl Engine {
         let stripe = self.stripe();
         stripe.add(&entry.counters.stripe(stripe).submitted, 1);
         // SAFETY: forwarded from the caller.
-        let (outcome, job) = unsafe { task::erase(meta, TaskSlot::new(func), None) };
+        let (outcome, job) = unsafe { task::erase_new(|| meta, func, None) };
         let me = current::current_index(self.id());
         match placement.home {
             // Another worker's task, or a sticky task even if homed here: its home takes it

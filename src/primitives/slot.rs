@@ -44,7 +44,8 @@
 //! - Detach: the handle's `fetch_or` of `DETACHED` and the finisher's RMW that sets `READY`
 //!   are ordered in the state word; whichever comes second sees the other's bit and drops the
 //!   outcome (the handle after `READY`, the finisher after `DETACHED`), so a detached outcome
-//!   is dropped exactly once and as soon as it exists, never left in the slot.
+//!   is dropped exactly once and as soon as it exists, never left in the slot (except a value
+//!   with no drop glue, which the finisher leaves where it is: its drop would do nothing).
 //! - Closure: it is written before the slot is shared (an `Arc` or a mailbox hand-over
 //!   publishes it) and taken by the single winner of the lifecycle CAS, which is `Relaxed`:
 //!   the edge that shared the slot already orders the write before any taker (a loom model
@@ -193,6 +194,25 @@ where
         }
     }
 
+    /// Writes at `place` a slot holding `func`, as [`new`](Self::new) makes it, field by
+    /// field: built where it will live rather than built and then moved there.
+    ///
+    /// # Safety
+    ///
+    /// `place` is valid for writes of a `Self` and aligned for it; what it held before is
+    /// not dropped.
+    #[inline(always)]
+    pub(crate) unsafe fn write_new(place: *mut Self, func: F) {
+        // SAFETY: forwarded from the caller; each field is written once, in place.
+        unsafe {
+            std::ptr::addr_of_mut!((*place).state)
+                .write(AtomicU32::new(TokenState::Admitted as u32));
+            std::ptr::addr_of_mut!((*place).waiter).write(UnsafeCell::new(None));
+            std::ptr::addr_of_mut!((*place).func).write(UnsafeCell::new(Some(func)));
+            std::ptr::addr_of_mut!((*place).output).write(UnsafeCell::new(None));
+        }
+    }
+
     /// A slot that never runs: its outcome is `error`, in state `lifecycle`.
     ///
     /// `lifecycle` is a [`NeverRan`], so a slot cannot be made "resolved" in a state from
@@ -328,15 +348,20 @@ where
         })
     }
 
-    /// Whether the slot holds nothing that a drop would drop: no closure, no outcome, no
-    /// waiter (its task ran and its outcome was taken, say). Its last owner skips the drop
+    /// Whether the slot holds nothing that a drop would drop: no closure, no outcome (or a
+    /// value with no drop glue), no waiter (its task ran and its outcome was taken, say). Its last owner skips the drop
     /// then, and with it the cost of containing a panic that cannot come.
     #[inline]
     pub(crate) fn is_spent(&mut self) -> bool {
         // SAFETY: `&mut self`: nobody else touches the cells.
         unsafe {
             self.func.with(|f| (*f).is_none())
-                && self.output.with(|o| (*o).is_none())
+                && self.output.with(|o| match &*o {
+                    None => true,
+                    // A value with no drop glue: dropping it does nothing.
+                    Some(Ok(_)) => !std::mem::needs_drop::<T>(),
+                    Some(Err(_)) => false,
+                })
                 && self.waiter.with(|w| (*w).is_none())
         }
     }
@@ -437,7 +462,10 @@ where
                 waiter.wake();
             }
         }
-        if before & DETACHED != 0 {
+        // A value with nothing to drop (a task returning `()`, say) is left where it is: its
+        // drop would do nothing, now or when the slot goes.
+        let nothing_to_drop = to == TokenState::Completed && !std::mem::needs_drop::<T>();
+        if before & DETACHED != 0 && !nothing_to_drop {
             // The handle is gone and saw no outcome: it is ours to drop (module docs). Its
             // `Drop` is user code; the finisher (often a worker) goes on if it panics.
             self.drop_outcome_in_place(true);

@@ -84,7 +84,7 @@ impl TaskMeta {
     /// The metadata of task `id` of `op`, admitted by the runtime `runtime`. `entry`: the
     /// index of its operation in the runtime's table and that operation's kill epoch at
     /// admission (`None` for a refused task, which has no entry).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(
         id: TaskId,
         runtime: usize,
@@ -388,6 +388,49 @@ where
     F: FnOnce() -> T + Send + 'a,
     T: Send + 'a,
 {
+    // SAFETY: forwarded from the caller; `write_slot` writes one slot at the place it is
+    // given.
+    unsafe { build(|| meta, cell, |place| place.write(slot)) }
+}
+
+/// [`erase`] of a new task of `func` (its slot as [`TaskSlot::new`] makes it) and of the
+/// record `meta` makes, both written in place once the task's memory is known: the
+/// admission's path.
+///
+/// # Safety
+///
+/// As [`erase`].
+#[inline(always)]
+pub(crate) unsafe fn erase_new<'a, F, T>(
+    meta: impl FnOnce() -> TaskMeta,
+    func: F,
+    cell: Option<CellPlace>,
+) -> (OutcomeRef<T>, JobRef)
+where
+    F: FnOnce() -> T + Send + 'a,
+    T: Send + 'a,
+{
+    // SAFETY: forwarded from the caller; the place is fresh memory for the slot.
+    unsafe { build(meta, cell, |place| TaskSlot::write_new(place, func)) }
+}
+
+/// What [`erase`] and [`erase_new`] share: the task's memory, its header, its record (made
+/// by `meta`), its slot written by `write_slot` (given the slot's place, fresh memory), and
+/// the two views.
+///
+/// # Safety
+///
+/// As [`erase`]; `write_slot` initialises the slot at the place it is given.
+#[inline(always)]
+unsafe fn build<'a, F, T>(
+    meta: impl FnOnce() -> TaskMeta,
+    cell: Option<CellPlace>,
+    write_slot: impl FnOnce(*mut TaskSlot<F, T>),
+) -> (OutcomeRef<T>, JobRef)
+where
+    F: FnOnce() -> T + Send + 'a,
+    T: Send + 'a,
+{
     let (place, home) = match cell {
         Some(cell) => {
             debug_assert!(Task::<F, T>::fits_a_cell());
@@ -419,8 +462,8 @@ where
             dispose: dispose::<F, T>,
             home,
         });
-        std::ptr::addr_of_mut!((*task).meta).write(meta);
-        std::ptr::addr_of_mut!((*task).slot).write(slot);
+        std::ptr::addr_of_mut!((*task).meta).write(meta());
+        write_slot(std::ptr::addr_of_mut!((*task).slot));
     }
     let outcome: *mut (dyn Outcome<T> + 'a) = place.as_ptr();
     let job: *mut (dyn Job + 'a) = place.as_ptr();
