@@ -638,19 +638,16 @@ impl Worker {
     /// to take.
     #[inline]
     pub(crate) fn join_taking<T>(&self, task: &dyn Outcome<T>) -> Option<Result<T, TaskError>> {
-        let job = task.as_job();
-        if job.is_ready() {
-            return None;
-        }
+        let job: &dyn Job = task;
+        // The deque first: a task whose token is still there has not started (the common
+        // case), unless its handle's `wait_timeout` ran it in place, which `execute_taking`
+        // finds.
         if let Some(token) = self.pop_own_newest(job) {
             if let Some(outcome) = self.execute_taking(token, task) {
                 return Some(outcome);
             }
-            if job.is_ready() {
-                return None;
-            }
         }
-        if self.run_inline(job) || job.is_ready() {
+        if job.is_ready() || self.run_inline(job) || job.is_ready() {
             return None;
         }
         self.wait_helping(job);

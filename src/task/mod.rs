@@ -253,7 +253,6 @@ pub(crate) trait Outcome<T>: Job {
     fn unregister_waker(&self);
     /// The handle is gone: the outcome is dropped as soon as it exists (`TaskSlot::detach`).
     fn detach(&self);
-    fn as_job(&self) -> &dyn Job;
 }
 
 /// A reference to a task, counted in the task's header: `Arc`'s protocol, for tasks that
@@ -550,9 +549,5 @@ where
 
     fn detach(&self) {
         self.slot.detach()
-    }
-
-    fn as_job(&self) -> &dyn Job {
-        self
     }
 }
