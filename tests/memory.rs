@@ -38,7 +38,8 @@ static ALLOC: Counting = Counting;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// The bytes `Builder::capacity` documents for `capacity` tokens and `workers` workers, with
-/// the history off: 145 per token (the token table, the ring, the task cell's state) and 8 per
+/// the history off: 208 per token (the token table, the ring, the task cell's state on its own
+/// cache line) and 8 per
 /// 64 tokens (a task cell chunk's pointer), and per worker 88 per slot
 /// of its queues' lock-free fronts (five 16-byte queue slots and an 8-byte deque slot), each
 /// front holding the worker's share of the ring, rounded up to a power of two, at least 256
@@ -47,7 +48,7 @@ fn documented(capacity: usize, workers: usize) -> usize {
     let front = (capacity / workers)
         .next_power_of_two()
         .clamp(256.min(capacity), capacity);
-    capacity * 145 + capacity.div_ceil(64) * 8 + workers * front * 88
+    capacity * 208 + capacity.div_ceil(64) * 8 + workers * front * 88
 }
 
 /// The task cells' bytes once every token was used (`Builder::capacity`).

@@ -48,7 +48,7 @@ use crate::metrics::history::RawRecord;
 use crate::operation::Weight;
 use crate::primitives::{JobSteal, LanePicker, NeverRan, Registration, Steal, Token, TokenState};
 use crate::sync::{bump_exclusive, thread, Arc, Backoff, Ordering};
-use crate::task::{Job, JobRef, Outcome, TaskMeta};
+use crate::task::{Job, JobRef, Outcome, TaskId, TaskMeta};
 
 /// A worker's own state, living on its thread's stack for the thread's whole life.
 pub(crate) struct Worker {
@@ -638,29 +638,34 @@ impl Worker {
     /// to take.
     #[inline]
     pub(crate) fn join_taking<T>(&self, task: &dyn Outcome<T>) -> Option<Result<T, TaskError>> {
-        let job: &dyn Job = task;
         // The deque first: a task whose token is still there has not started (the common
         // case), unless its handle's `wait_timeout` ran it in place, which `execute_taking`
         // finds.
-        if let Some(token) = self.pop_own_newest(job) {
+        if let Some(token) = self.pop_own_newest(task.meta().id) {
             if let Some(outcome) = self.execute_taking(token, task) {
                 return Some(outcome);
             }
         }
-        if job.is_ready() || self.run_inline(job) || job.is_ready() {
-            return None;
-        }
-        self.wait_helping(job);
+        self.claim_or_wait(task.as_job());
         None
     }
 
-    /// Pops the newest token of the local deque if it carries `job`.
+    /// The rest of [`join_taking`](Self::join_taking) once the task was not popped back: runs
+    /// it in place if it has not started and may run here, else helps until it is finished.
+    #[inline(never)]
+    fn claim_or_wait(&self, job: &dyn Job) {
+        if job.is_ready() || self.run_inline(job) || job.is_ready() {
+            return;
+        }
+        self.wait_helping(job);
+    }
+
+    /// Pops the newest token of the local deque if it carries the task `id`.
     ///
     /// It looks before it pops: a token popped and pushed back would be out of thieves' sight
     /// meanwhile, and a worker going to sleep then could miss it.
     #[inline(always)]
-    fn pop_own_newest(&self, job: &dyn Job) -> Option<Token> {
-        let id = job.meta().id;
+    fn pop_own_newest(&self, id: TaskId) -> Option<Token> {
         let me = &self.engine.workers[self.index];
         // SAFETY: `self` lives on worker `index`'s thread, the one owner of its deque.
         if unsafe { me.deque.peek_newest() } != Some(id.index() as usize) {

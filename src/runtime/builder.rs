@@ -105,8 +105,10 @@ impl Builder {
     /// two. Default: 256 per worker, at least 1024 and at most 16384.
     ///
     /// Memory is fixed by it and the worker count, allocated at build time:
-    /// `capacity × 145 + workers × front × 88` bytes (plus 8 per 64 tokens). Per token: a
-    /// 128-byte token-table entry, a 16-byte ring slot and its task cell's state byte. Per
+    /// `capacity × 208 + workers × front × 88` bytes (plus 8 per 64 tokens). Per token: a
+    /// 128-byte token-table entry, a 16-byte ring slot and its task cell's state (a 64-byte
+    /// cache line of its own, so that neighbouring tokens held by different threads do not
+    /// contend). Per
     /// worker, its queues' lock-free fronts of `front`
     /// slots each: five 16-byte queue slots (the three weight lanes of its mailbox, its sticky
     /// queue, its broadcast queue) and an 8-byte slot of its local deque, where `front` is
@@ -117,14 +119,14 @@ impl Builder {
     /// [`history`](Self::history)), about 13 KiB per worker of bookkeeping (counters, token
     /// cache, its thread) and a few tens of KiB that do not grow. Each operation with a
     /// concurrency limit adds `16 × capacity` bytes (its waiting queue) at its first
-    /// submission. So the default capacity takes about 0.3 MB on 2 workers, 1.2 MB on 16,
-    /// 4.7 MB on 64 and 11.5 MB on 256 at build; 2²⁴ tokens, the maximum, about 3.6 GiB (and
+    /// submission. So the default capacity takes about 0.3 MB on 2 workers, 1.4 MB on 16,
+    /// 5.7 MB on 64 and 12.6 MB on 256 at build; 2²⁴ tokens, the maximum, about 3.6 GiB (and
     /// as long to fill): size it to the tasks you need in flight, not more.
     ///
     /// Then, as tokens are first used, their **task cells**: 256 bytes per token, in chunks
     /// of 64 tokens (16 KiB; of the whole capacity if it is smaller), kept until the runtime
     /// and the last handle holding one are gone; `capacity × 256` bytes once every token
-    /// was used (4 MiB at 16384 tokens, so 15.7 MB in all on 256 workers). A task is built
+    /// was used (4 MiB at 16384 tokens, so 16.8 MB in all on 256 workers). A task is built
     /// in its token's cell when it fits (header, record, closure and output: about 180 bytes
     /// for a closure that captures nothing and returns `()`, so room for about 75 bytes of
     /// captures and output together, aligned to at most 64) and the cell is free (every

@@ -10,7 +10,7 @@ use crate::engine::current;
 use crate::error::TaskError;
 use crate::primitives::{NeverRan, Registration, TokenState};
 use crate::sync::thread;
-use crate::task::{Job, OutcomeRef, TaskId};
+use crate::task::{OutcomeRef, TaskId};
 
 /// A submitted task: join it for its outcome, await it, or cancel it. Shaped like
 /// `std::thread::JoinHandle`. Dropping the handle does not cancel the task.
@@ -124,8 +124,7 @@ impl<T> TaskHandle<T> {
             self.polled != Polled::Done,
             "TaskHandle joined after it was polled to completion"
         );
-        let job: &dyn Job = &*self.task;
-        match current::with_current(job.meta().runtime, |w| w.join_taking(&*self.task)) {
+        match current::with_current(self.task.meta().runtime, |w| w.join_taking(&*self.task)) {
             // Run here, its outcome handed straight back (a fork popped back by its joiner).
             Some(Some(outcome)) => {
                 self.polled = Polled::Done; // taken: nothing left for `Drop` to do
@@ -148,7 +147,7 @@ impl<T> TaskHandle<T> {
     /// Waits for the task's outcome on a thread that is not a worker of its runtime.
     #[cold]
     fn wait_off_worker(&self) {
-        let job: &dyn Job = &*self.task;
+        let job = self.task.as_job();
         if let Some(deadline) = job.meta().deadline {
             // Enforce the start deadline here too, in case no worker reaches the task in
             // time: past it, a task that has not started resolves TimedOut.
@@ -202,7 +201,7 @@ impl<T> TaskHandle<T> {
                 "use join, is_finished, or wait_timeout(Duration::ZERO) to poll",
             );
         }
-        let job: &dyn Job = &*self.task;
+        let job = self.task.as_job();
         if job.is_ready() {
             return true;
         }

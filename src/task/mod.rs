@@ -253,6 +253,9 @@ pub(crate) trait Outcome<T>: Job {
     fn unregister_waker(&self);
     /// The handle is gone: the outcome is dropped as soon as it exists (`TaskSlot::detach`).
     fn detach(&self);
+    /// The same task as a [`Job`] (a virtual call: the crate's MSRV, 1.80, has no trait
+    /// upcasting; the fork's path reads the record with [`meta`](dyn Outcome::meta) instead).
+    fn as_job(&self) -> &dyn Job;
 }
 
 /// A reference to a task, counted in the task's header: `Arc`'s protocol, for tasks that
@@ -549,5 +552,9 @@ where
 
     fn detach(&self) {
         self.slot.detach()
+    }
+
+    fn as_job(&self) -> &dyn Job {
+        self
     }
 }
