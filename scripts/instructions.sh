@@ -70,11 +70,12 @@ read -r s_units _ _ s_max < <(delta serial "${FIB_SIZES[@]}")
 echo
 echo "| per fork, fib with a fork at every call from fib(3) up, one worker | instructions (forking thread) | beyond the serial work |"
 echo "| --- | ---: | ---: |"
-for mode in join handle fifo rayon chili; do
+for mode in join handle free fifo rayon chili; do
   read -r units _ _ max < <(delta "$mode" "${FIB_SIZES[@]}")
   case $mode in
     join) name='tokengate `join`' ;;
-    handle) name='tokengate `submit` + handle `join`' ;;
+    handle) name='tokengate `submit` + handle `join` (an `Arc<Runtime>` cloned into each fork)' ;;
+    free) name='tokengate `spawn` (the free function) + handle `join`' ;;
     fifo) name='tokengate `spawn_fifo` + handle `join`' ;;
     rayon) name='`rayon::join` (1-thread pool, `install`)' ;;
     chili) name='chili `Scope::join` (1-thread pool)' ;;

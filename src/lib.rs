@@ -72,7 +72,7 @@ pub use operation::{
     sticky_key, Operation, ParseStorageTierError, ParseWeightError, StorageTier, Weight,
 };
 pub use primitives::TokenState;
-pub use runtime::{global, join};
+pub use runtime::{global, join, spawn, submit};
 pub use runtime::{
     BroadcastContext, Builder, ExecutionRecord, Histogram, OperationStats, Runtime, Scope,
     ScopedHandle, Stats, TaskHandle, WorkerStats,

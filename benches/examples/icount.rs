@@ -12,6 +12,7 @@
 //! | `join` | `k` | `fib(k)` with `tokengate::join` at every call from `fib(3)` up, in a task |
 //! | `handle` | `k` | the same with `submit` of one half and the handle's `join` |
 //! | `fifo` | `k` | the same with `spawn_fifo` (the worker's mailbox, not its deque) |
+//! | `free` | `k` | the same with `tokengate::spawn` (the worker's own runtime: no `Arc<Runtime>` cloned into each fork) |
 //! | `rayon` | `k` | the same with `rayon::join` in `install` on a 1-thread pool |
 //! | `chili` | `k` | the same with `chili::Scope::join` on a 1-thread pool |
 //! | `submit` | `n` | `n` empty tasks from the main thread to a 1-worker runtime, handles dropped (a ring with room for all: each token and its task cell used once) |
@@ -68,6 +69,16 @@ fn handle<const FIFO: bool>(rt: &Arc<Runtime>, n: u32) -> u64 {
     a + b.join().expect("a fib task ran")
 }
 
+/// [`handle`] through `tokengate::spawn`, which needs no runtime at hand.
+fn free(n: u32) -> u64 {
+    if n < CUTOFF {
+        return leaf(n);
+    }
+    let b = tokengate::spawn(move || free(n - 2));
+    let a = free(n - 1);
+    a + b.join().expect("a fib task ran")
+}
+
 fn rayon(n: u32) -> u64 {
     if n < CUTOFF {
         return leaf(n);
@@ -108,7 +119,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(mode), Some(size)) = (args.next(), args.next()) else {
         eprintln!(
-            "usage: icount <serial|join|handle|fifo|rayon|chili|submit|submit_reuse|batch|channel> <size>"
+            "usage: icount <serial|join|handle|fifo|free|rayon|chili|submit|submit_reuse|batch|channel> <size>"
         );
         std::process::exit(2);
     };
@@ -136,6 +147,11 @@ fn main() {
             let inner = rt.clone();
             let root = rt.spawn(move || handle::<true>(&inner, size));
             assert_eq!(root.join(), Ok(expected()));
+            forks(size)
+        }
+        "free" => {
+            let rt = one_worker(1024);
+            assert_eq!(rt.spawn(move || free(size)).join(), Ok(expected()));
             forks(size)
         }
         "rayon" => {

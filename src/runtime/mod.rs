@@ -22,6 +22,7 @@ mod join;
 mod prometheus;
 mod scope;
 mod slices;
+mod spawn;
 mod stats;
 
 use std::fmt;
@@ -37,6 +38,7 @@ pub use global::global;
 pub use handle::TaskHandle;
 pub use join::join;
 pub use scope::{Scope, ScopedHandle};
+pub use spawn::{spawn, submit};
 pub use stats::{ExecutionRecord, Histogram, OperationStats, Stats, WorkerStats};
 
 /// A set of worker threads, pinned one per core, that run synchronous tasks admitted through
