@@ -12,7 +12,8 @@
 # - fire-and-forget empty tasks from the main thread: the submitter's instructions per task
 #   (the main thread) and the workers' (every other thread); on a ring with room for every
 #   task (each token and its cell used once), and on a 4,096-token ring (both reused, the
-#   submitter waiting when the ring is dry).
+#   submitter waiting when the ring is dry); and the same with every handle kept and then
+#   joined by the submitter, on 1,024 tokens (most outcomes outlive their token's next use).
 #
 # Usage: bash scripts/instructions.sh   (from the repository root; prints a Markdown table)
 set -euo pipefail
@@ -86,11 +87,12 @@ done
 echo
 echo "| per fire-and-forget empty task from the main thread, one worker | submitter | workers |"
 echo "| --- | ---: | ---: |"
-for mode in submit submit_reuse batch channel; do
+for mode in submit submit_reuse joined batch channel; do
   read -r units main others _ < <(delta "$mode" "${TASK_SIZES[@]}")
   case $mode in
     submit) name='tokengate `submit`, handle dropped' ;;
     submit_reuse) name='the same on a 4,096-token ring (tokens and cells reused)' ;;
+    joined) name='tokengate `submit` on 1,024 tokens, every handle kept, then all joined (the submitter joins)' ;;
     batch) name='tokengate `submit_batch` of all of them, handles dropped' ;;
     channel) name='crossbeam-channel pool (boxed closures)' ;;
   esac

@@ -16,6 +16,7 @@
 //! | `rayon` | `k` | the same with `rayon::join` in `install` on a 1-thread pool |
 //! | `chili` | `k` | the same with `chili::Scope::join` on a 1-thread pool |
 //! | `submit` | `n` | `n` empty tasks from the main thread to a 1-worker runtime, handles dropped (a ring with room for all: each token and its task cell used once) |
+//! | `joined` | `n` | `n` empty tasks from the main thread to a 1-worker runtime of 1,024 tokens, every handle kept, then all joined (most tasks find their token's cell held by an outcome not yet joined, and go on the heap) |
 //! | `batch` | `n` | the `submit` tasks through one `submit_batch`, handles dropped |
 //! | `submit_reuse` | `n` | the same on a 4,096-token ring: tokens and their cells used again and again, the submitter waiting when the ring is dry |
 //! | `channel` | `n` | `n` empty boxed closures sent to a 1-thread crossbeam-channel pool |
@@ -119,7 +120,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(mode), Some(size)) = (args.next(), args.next()) else {
         eprintln!(
-            "usage: icount <serial|join|handle|fifo|free|rayon|chili|submit|submit_reuse|batch|channel> <size>"
+            "usage: icount <serial|join|handle|fifo|free|rayon|chili|submit|submit_reuse|joined|batch|channel> <size>"
         );
         std::process::exit(2);
     };
@@ -187,6 +188,23 @@ fn main() {
             }
             // One worker, one lane: the tasks run in order, so this one runs last.
             rt.spawn(|| ()).join().expect("the last task ran");
+            u64::from(size)
+        }
+        "joined" => {
+            // Every handle kept, then every one joined: far more tasks than the 1,024 tokens,
+            // so most outcomes wait in their cells and most tasks find their token's cell
+            // held (then on the heap).
+            let rt = one_worker(1024);
+            let handles: Vec<_> = (0..size)
+                .map(|i| {
+                    rt.spawn(move || {
+                        black_box(i);
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().expect("a task ran");
+            }
             u64::from(size)
         }
         "batch" => {

@@ -132,6 +132,9 @@ impl<T> TaskHandle<T> {
             }
             // Ready in the task: taken below.
             Some(None) => {}
+            // Off the runtime's workers: wait, unless it is finished already (a handle joined
+            // long after its task ran, as in a flood of tasks joined at the end).
+            None if self.task.is_ready() => {}
             None => self.wait_off_worker(),
         }
         let outcome = match self.task.take_output() {
