@@ -419,8 +419,9 @@ impl Engine {
 
     /// Runs `func` without a token on behalf of the calling worker (see
     /// [`admit_dry`](Self::admit_dry)): in place, or on its home worker, which it is handed
-    /// to (a sticky task even when its home is this worker); returns once it has run (or was resolved without running: killed, timed out). A
-    /// limiter given holds a permit for it, released here.
+    /// to (a sticky task even when its home is this worker); returns once it has run (or was
+    /// resolved without running: killed, timed out). A limiter given holds a permit for it,
+    /// released here.
     ///
     /// # Safety
     ///

@@ -349,8 +349,9 @@ where
     }
 
     /// Whether the slot holds nothing that a drop would drop: no closure, no outcome (or a
-    /// value with no drop glue), no waiter (its task ran and its outcome was taken, say). Its last owner skips the drop
-    /// then, and with it the cost of containing a panic that cannot come.
+    /// value with no drop glue), no waiter (its task ran and its outcome was taken, say). Its
+    /// last owner skips the drop then, and with it the cost of containing a panic that
+    /// cannot come.
     #[inline]
     pub(crate) fn is_spent(&mut self) -> bool {
         // SAFETY: `&mut self`: nobody else touches the cells.
