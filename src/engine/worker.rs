@@ -700,6 +700,9 @@ impl Worker {
     ) -> Option<Result<T, TaskError>> {
         let engine = &*self.engine;
         let meta = task.meta();
+        // The local deque holds only tasks any worker may run (`dispatch_routed`): no home to
+        // check, as `run_recorded` does.
+        debug_assert!(meta.home().is_none());
         let entry = engine.ops.of_task(meta);
         if meta.limited || self.verdict(meta, entry).is_some() {
             self.execute(token);

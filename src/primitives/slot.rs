@@ -511,7 +511,9 @@ where
 
     /// Tells the slot that nobody will take the outcome (the handle was dropped unjoined): the
     /// outcome is dropped as soon as it exists, by this call if it is ready, else by the
-    /// thread that publishes it (contained there). Call at most once, instead of taking it.
+    /// thread that publishes it (contained there); a completed value with no drop glue is
+    /// left where it is instead (its drop would do nothing), so a `take_output` after a
+    /// `detach`, against the rule, may still find it. Call at most once, instead of taking it.
     pub fn detach(&self) {
         // ORDERING: AcqRel: Acquire sees the outcome if READY is set (we then take it);
         // Release is not needed by the finisher (it reads no data of ours) but the RMW is one

@@ -120,7 +120,7 @@ impl Builder {
     /// cache, its thread) and a few tens of KiB that do not grow. Each operation with a
     /// concurrency limit adds `16 × capacity` bytes (its waiting queue) at its first
     /// submission. So the default capacity takes about 0.3 MB on 2 workers, 1.4 MB on 16,
-    /// 5.7 MB on 64 and 12.6 MB on 256 at build; 2²⁴ tokens, the maximum, about 3.6 GiB (and
+    /// 5.7 MB on 64 and 12.6 MB on 256 at build; 2²⁴ tokens, the maximum, about 4.6 GiB (and
     /// as long to fill): size it to the tasks you need in flight, not more.
     ///
     /// Then, as tokens are first used, their **task cells**: 256 bytes per token, in chunks

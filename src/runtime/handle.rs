@@ -317,7 +317,8 @@ impl<T> Drop for TaskHandle<T> {
         // Dropped without its outcome taken: nobody will take it. It is dropped as soon as it
         // exists: here if the task is finished (as when this was the task's last reference),
         // else by the thread that publishes it, contained. Never left in the task, whose
-        // memory (its token's cell, or its allocation) lives until its last reference goes.
+        // memory (its token's cell, or its allocation) lives until its last reference goes,
+        // unless it is a value with no drop glue (then there is nothing to drop).
         // A joined or completed handle skips this: its outcome is gone, and the task's cache
         // line is left alone.
         if self.polled != Polled::Done {

@@ -154,10 +154,14 @@ pub(crate) struct Task<F, T> {
 const META_OFFSET: usize = std::mem::offset_of!(Task<fn(), ()>, meta);
 
 /// The record of the task that `view` (a [`Job`] or [`Outcome`] of it) points to.
+///
+/// # Safety
+///
+/// `view` points to a `Task<F, T>` (the only implementor of the `unsafe` trait [`Job`]).
 #[inline]
-fn meta_of<D: ?Sized>(view: &D) -> &TaskMeta {
-    // SAFETY: every view is of a `Task<F, T>` (the only implementor of `Job`, which `Outcome`
-    // extends), whose record is at `META_OFFSET` (see `Task`); it lives as long as the view.
+unsafe fn meta_of<D: ?Sized>(view: &D) -> &TaskMeta {
+    // SAFETY: `view` is a `Task<F, T>` (the contract), whose record is at `META_OFFSET` (see
+    // `Task`); it lives as long as the view.
     unsafe {
         &*(view as *const D)
             .cast::<u8>()
@@ -170,7 +174,9 @@ impl dyn Job + '_ {
     /// What the runtime knows of the task.
     #[inline]
     pub(crate) fn meta(&self) -> &TaskMeta {
-        meta_of(self)
+        // SAFETY: a `dyn Job` is a `Task<F, T>`: `Job` is an `unsafe` trait that only `Task`
+        // implements.
+        unsafe { meta_of(self) }
     }
 }
 
@@ -178,7 +184,8 @@ impl<T> dyn Outcome<T> + '_ {
     /// What the runtime knows of the task.
     #[inline]
     pub(crate) fn meta(&self) -> &TaskMeta {
-        meta_of(self)
+        // SAFETY: as for `dyn Job` (`Outcome` extends `Job`).
+        unsafe { meta_of(self) }
     }
 }
 
@@ -221,9 +228,13 @@ impl<F: FnOnce() -> T, T> Task<F, T> {
     }
 }
 
-/// The worker's view of a task: run it or kill it. Implemented by [`Task`] alone (its record
-/// is read at a fixed offset, see [`META_OFFSET`]).
-pub(crate) trait Job: Send + Sync {
+/// The worker's view of a task: run it or kill it.
+///
+/// # Safety
+///
+/// Implemented by [`Task`] alone: its record is read from any `dyn Job` (and `dyn Outcome`) at
+/// a fixed offset ([`META_OFFSET`]), which another implementor would not have there.
+pub(crate) unsafe trait Job: Send + Sync {
     /// Runs the task here unless it ran or was killed already, calling `before_publish` with
     /// the final state just before the outcome becomes visible; returns whether it ran.
     fn run_then(&self, before_publish: &mut dyn FnMut(TokenState)) -> bool;
@@ -489,7 +500,8 @@ where
     }
 }
 
-impl<F, T> Job for Task<F, T>
+// SAFETY: `Task` is the type whose record sits at `META_OFFSET` (see `Job`).
+unsafe impl<F, T> Job for Task<F, T>
 where
     F: FnOnce() -> T + Send,
     T: Send,
