@@ -137,10 +137,7 @@ impl Engine {
     #[inline]
     pub(crate) fn dispatch_routed(&self, me: Option<usize>, token: Token, route: Route) {
         let Route {
-            weight,
-            home,
-            broadcast,
-            fifo,
+            weight, home, fifo, ..
         } = route;
         match me {
             // Locality: a task submitted by a worker stays with it, on its deque if any
@@ -155,23 +152,21 @@ impl Engine {
                 self.push_local(me, token);
                 self.wake_a_thief_if_one_sleeps(weight, me);
             }
-            _ => self.route(me, token, weight, home, broadcast),
+            _ => self.route(me, token, route),
         }
     }
 
     /// Every route of [`dispatch_from`](Self::dispatch_from) but a worker's own deque, for the
-    /// task of `token` (of `weight`; `home`: the worker it must run on, `broadcast`: as its
-    /// broadcast run): its home worker's queue, or a mailbox (the submitting worker's if it
+    /// task of `token`: its home worker's queue, or a mailbox (the submitting worker's if it
     /// may run the task, else the least loaded allowed worker's).
     #[inline]
-    fn route(
-        &self,
-        me: Option<usize>,
-        token: Token,
-        weight: Weight,
-        home: Option<usize>,
-        broadcast: bool,
-    ) {
+    fn route(&self, me: Option<usize>, token: Token, route: Route) {
+        let Route {
+            weight,
+            home,
+            broadcast,
+            ..
+        } = route;
         if let Some(target) = home {
             let queue = if broadcast {
                 &self.workers[target].broadcasts
